@@ -1,0 +1,75 @@
+"""Session-wide real servers, fresh state per test.
+
+Each test gets the session's nats-server and redis-server with Redis emptied
+and podbus streams deleted before it runs: these are the tests' own servers,
+never the machine's standard ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from tests.servers import TestServer, make_nats, make_redis
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[TestServer]:
+    server = make_nats()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[TestServer]:
+    server = make_redis()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest_asyncio.fixture
+async def nats_url(nats_server: TestServer) -> AsyncIterator[str]:
+    import nats
+
+    nats_server.start()  # a previous test may have stopped it
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    try:
+        for info in await js.streams_info():
+            await js.delete_stream(info.config.name)
+    finally:
+        await nc.close()
+    yield nats_server.url
+
+
+@pytest_asyncio.fixture
+async def redis_url(redis_server: TestServer) -> AsyncIterator[str]:
+    import redis.asyncio as aioredis
+
+    redis_server.start()
+    client = aioredis.from_url(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    yield redis_server.url
+
+
+async def wait_for(
+    predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"
+):  # type: ignore[no-untyped-def]
+    """Poll `predicate` (sync or async) until it returns truthy; fail at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last = None
+    while loop.time() < deadline:
+        last = predicate()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
