@@ -691,3 +691,15 @@ def test_example_manifests_keep_what_they_say() -> None:
     empty_dir = shared.spec.volumes[0].empty_dir
     assert empty_dir is not None and empty_dir.size_limit == "10Mi"
     assert shared.spec.containers[0].volume_mounts[0].read_only is True
+
+
+def test_watch_event_decodes_its_object() -> None:
+    import msgspec
+    from podmodel.codec import WatchEvent, encode
+
+    pod = Pod(metadata=ObjectMeta(name="p", namespace="default"))
+    event = WatchEvent(
+        type="ADDED", kind="Pod", resource_version=3, object=msgspec.Raw(encode(pod))
+    )
+    decoded = msgspec.msgpack.decode(encode(event), type=WatchEvent)
+    assert decoded.decode_object() == pod

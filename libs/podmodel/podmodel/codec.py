@@ -35,16 +35,16 @@ def encode_json(obj: Any) -> bytes:
     return _JSON_ENC.encode(obj)
 
 
-def is_json(data: bytes | bytearray | memoryview) -> bool:
+def is_json(data: bytes | bytearray | memoryview | msgspec.Raw) -> bool:
     """JSON is recognised by its first non-blank byte being '{' or '['."""
-    for b in bytes(data[:64]):
+    for b in bytes(memoryview(data)[:64]):
         if b in b" \t\r\n":
             continue
         return b in b"{["
     return False
 
 
-def decode(data: bytes | bytearray | memoryview, type: type[T]) -> T:
+def decode(data: bytes | bytearray | memoryview | msgspec.Raw, type: type[T]) -> T:
     """Decode JSON or msgpack into `type`, raising DecodeError with the path."""
     try:
         if is_json(data):
@@ -54,7 +54,7 @@ def decode(data: bytes | bytearray | memoryview, type: type[T]) -> T:
         raise DecodeError(str(exc)) from exc
 
 
-def decode_raw(data: bytes | bytearray | memoryview) -> Any:
+def decode_raw(data: bytes | bytearray | memoryview | msgspec.Raw) -> Any:
     """Decode into plain Python values (dicts, lists), JSON or msgpack."""
     try:
         if is_json(data):
@@ -76,7 +76,7 @@ def convert(raw: Any, type: type[T]) -> T:
         raise DecodeError(str(exc)) from exc
 
 
-def decode_object(data: bytes | bytearray | memoryview) -> KubeObject:
+def decode_object(data: bytes | bytearray | memoryview | msgspec.Raw) -> KubeObject:
     """Decode any registered kind, choosing the type from its `kind` field."""
     raw = decode_raw(data)
     return object_from_raw(raw)
