@@ -1,0 +1,111 @@
+"""`python -m services.node_agent`: run one node-agent, or N hollow nodes.
+
+    python -m services.node_agent --name n1 --runtime simulated
+    python -m services.node_agent --runtime simulated --nodes 100 --node-prefix hollow
+
+NATS and Redis come from --nats-url / --redis-url (default: the NATS_URL
+and REDIS_URL variables). SIGTERM or SIGINT stops cleanly: informers and
+workers end, pending statuses are written, connections close.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+
+import nats
+from servicekit.store import Store
+
+from services.node_agent.hollow import EngineConfig, SimulatedNodes, hollow_node_configs
+from services.node_agent.logic.backoff import BackoffConfig
+from services.node_agent.node import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_PODS,
+    NodeConfig,
+    parse_labels,
+    parse_taints,
+)
+
+log = logging.getLogger("services.node_agent")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m services.node_agent", description=__doc__)
+    p.add_argument("--name", default=socket.gethostname(), help="node name (one node)")
+    p.add_argument("--runtime", choices=["simulated", "oci"], default="simulated")
+    p.add_argument("--nodes", type=int, default=0, help="hollow nodes in this process")
+    p.add_argument("--node-prefix", default="hollow", help="hollow nodes are <prefix>-<i>")
+    p.add_argument("--labels", default="", help="k=v,k2=v2")
+    p.add_argument("--taints", default="", help="key=value:Effect,...")
+    p.add_argument("--max-pods", type=int, default=DEFAULT_MAX_PODS)
+    p.add_argument("--cpu", default="4")
+    p.add_argument("--memory", default="8Gi")
+    p.add_argument("--host-ip", default="127.0.0.1")
+    p.add_argument("--lease-seconds", type=float, default=DEFAULT_LEASE_SECONDS)
+    p.add_argument("--backoff-initial", type=float, default=10.0)
+    p.add_argument("--backoff-cap", type=float, default=300.0)
+    p.add_argument("--backoff-reset", type=float, default=600.0)
+    p.add_argument("--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    if args.runtime != "simulated":
+        log.error(
+            "runtime %r is not available in this build; use --runtime simulated", args.runtime
+        )
+        return 2
+    template = NodeConfig(
+        name=args.name,
+        labels=parse_labels(args.labels),
+        taints=parse_taints(args.taints),
+        max_pods=args.max_pods,
+        cpu=args.cpu,
+        memory=args.memory,
+        host_ip=args.host_ip,
+        runtime=args.runtime,
+    )
+    configs = (
+        hollow_node_configs(args.node_prefix, args.nodes, template) if args.nodes else [template]
+    )
+    engine = EngineConfig(
+        lease_seconds=args.lease_seconds,
+        backoff=BackoffConfig(args.backoff_initial, args.backoff_cap, args.backoff_reset),
+    )
+    nc = await nats.connect(args.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    store = await Store.connect(args.redis_url, publish=nc.publish)
+    nodes = SimulatedNodes(configs, store=store, nc=nc, engine=engine)
+    main = asyncio.create_task(nodes.run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    log.info("node-agent: %d simulated node(s): %s", len(configs), configs[0].name)
+    try:
+        await main
+    except asyncio.CancelledError:
+        log.info("node-agent: stopping")
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()
+        await store.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
