@@ -12,7 +12,7 @@ from typing import ClassVar
 import msgspec
 
 
-class Model(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+class Model(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, gc=False):
     """Base of every wire type: camelCase on the wire, defaults omitted."""
 
 
