@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from tests.servers import TestServer, make_nats, make_redis
+from tests.servers import ServerHandle, make_nats, make_redis
 
 
 @pytest.fixture(scope="session")
-def nats_server() -> Iterator[TestServer]:
+def nats_server() -> Iterator[ServerHandle]:
     server = make_nats()
     server.start()
     yield server
@@ -25,7 +25,7 @@ def nats_server() -> Iterator[TestServer]:
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[TestServer]:
+def redis_server() -> Iterator[ServerHandle]:
     server = make_redis()
     server.start()
     yield server
@@ -33,7 +33,7 @@ def redis_server() -> Iterator[TestServer]:
 
 
 @pytest_asyncio.fixture
-async def nats_url(nats_server: TestServer) -> AsyncIterator[str]:
+async def nats_url(nats_server: ServerHandle) -> AsyncIterator[str]:
     import nats
 
     nats_server.start()  # a previous test may have stopped it
@@ -48,7 +48,7 @@ async def nats_url(nats_server: TestServer) -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture
-async def redis_url(redis_server: TestServer) -> AsyncIterator[str]:
+async def redis_url(redis_server: ServerHandle) -> AsyncIterator[str]:
     import redis.asyncio as aioredis
 
     redis_server.start()

@@ -13,7 +13,7 @@ from typing import Protocol
 from servicekit.embedded import NatsServer, RedisServer, free_port
 
 
-class TestServer(Protocol):
+class ServerHandle(Protocol):
     url: str
 
     def start(self) -> None: ...
@@ -82,13 +82,13 @@ def _wait_tcp(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"port {port} did not open within {timeout}s")
 
 
-def make_nats() -> TestServer:
+def make_nats() -> ServerHandle:
     if docker_answers():
         return _ContainerServer("nats:2.10", 4222, "nats", "-js -sd /data")
     return NatsServer()
 
 
-def make_redis() -> TestServer:
+def make_redis() -> ServerHandle:
     if docker_answers():
         return _ContainerServer("redis:7", 6379, "redis", "redis-server --appendonly yes")
     return RedisServer(appendonly=True)

@@ -21,7 +21,7 @@ from servicekit.informer import Informer
 from servicekit.store import Conflict, NotFound, Store
 
 from tests.conftest import wait_for
-from tests.servers import TestServer
+from tests.servers import ServerHandle
 
 
 def pod(name: str, node: str = "", **labels: str) -> Pod:
@@ -199,7 +199,7 @@ async def run_writes_during(store: Store, outage: Callable[[], Awaitable[None]])
 
 
 async def test_informer_converges_after_a_nats_restart_while_writes_continue(
-    redis_url: str, store: Store, bus: tuple[NATS, NATS], nats_server: TestServer
+    redis_url: str, store: Store, bus: tuple[NATS, NATS], nats_server: ServerHandle
 ) -> None:
     # A long resync: convergence must come from the relist after reconnecting.
     informer = Informer(store, bus[1], Pod, resync_s=3600)
@@ -232,7 +232,7 @@ async def test_informer_converges_after_a_nats_restart_while_writes_continue(
 async def test_informer_converges_after_a_redis_restart_while_writes_continue(
     store: Store,
     bus: tuple[NATS, NATS],
-    redis_server: TestServer,
+    redis_server: ServerHandle,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     informer = Informer(store, bus[1], Pod, resync_s=0.2, retry_max_s=0.5)

@@ -3,7 +3,7 @@
 import nats
 import redis.asyncio as aioredis
 
-from tests.servers import TestServer
+from tests.servers import ServerHandle
 
 
 async def test_nats_jetstream_answers(nats_url: str) -> None:
@@ -13,7 +13,7 @@ async def test_nats_jetstream_answers(nats_url: str) -> None:
     await nc.close()
 
 
-async def test_redis_keeps_data_across_restart(redis_url: str, redis_server: TestServer) -> None:
+async def test_redis_keeps_data_across_restart(redis_url: str, redis_server: ServerHandle) -> None:
     client = aioredis.from_url(redis_url)
     await client.set("k", "v")
     await client.aclose()
