@@ -29,7 +29,6 @@ from nats.aio.msg import Msg
 from nats.errors import SlowConsumerError
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
-from opentelemetry import propagate, trace
 from podmodel.codec import (
     JSON_CONTENT_TYPE,
     DecodeError,
@@ -39,6 +38,8 @@ from podmodel.codec import (
     is_json,
 )
 from podmodel.subjects import STREAM_DESIRED, STREAM_WATCH
+
+from servicekit.telemetry import inject_headers
 
 log = logging.getLogger("podbus.bus")
 
@@ -93,10 +94,6 @@ def wants_json(msg: Msg) -> bool:
     if headers.get("Accept") == JSON_CONTENT_TYPE:
         return True
     return headers.get("Content-Type") == JSON_CONTENT_TYPE or is_json(msg.data)
-
-
-def _tracing_on() -> bool:
-    return type(trace.get_tracer_provider()).__name__ != "ProxyTracerProvider"
 
 
 class Bus:
@@ -186,8 +183,7 @@ class Bus:
         out = dict(headers or {})
         if json:
             out["Content-Type"] = JSON_CONTENT_TYPE
-        if _tracing_on():
-            propagate.inject(out)
+        inject_headers(out)
         return out or None
 
     async def publish(
