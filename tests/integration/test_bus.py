@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
@@ -128,3 +129,31 @@ async def test_bus_serves_again_after_nats_restart(bus: Bus, nats_server: Server
             return False
 
     await wait_for(answers, timeout=20, message="echo after restart")
+
+
+async def test_durable_consumer_gets_what_was_published_while_it_was_away(bus: Bus) -> None:
+    await bus.ensure_streams()
+    await bus.js_publish("podbus.desired.pod.default.a", Echo(text="a"))
+    await bus.js_publish("podbus.desired.pod.default.bad", b"\xc1")
+    got: list[str] = []
+    failed_once: list[str] = []
+    stop = asyncio.Event()
+
+    async def handle(msg: Msg) -> None:
+        echo = decode(msg.data, Echo)
+        if echo.text == "b" and not failed_once:
+            failed_once.append("b")
+            raise RuntimeError("transient")
+        got.append(echo.text)
+
+    task = asyncio.create_task(
+        bus.durable_consumer(
+            STREAM_DESIRED, "test", "podbus.desired.>", handle, stop=stop, nak_delay_s=0.05
+        )
+    )
+    await bus.js_publish("podbus.desired.pod.default.b", Echo(text="b"))
+    await wait_for(lambda: sorted(got) == ["a", "b"], timeout=15, message="a and b handled")
+    stop.set()
+    async with asyncio.timeout(5):
+        await task
+    assert failed_once == ["b"]

@@ -17,6 +17,7 @@ so tracing off costs one attribute check per message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -295,6 +296,75 @@ class Bus:
                 log.exception("handler for %s failed", msg.subject)
 
         self._subs.append(await self.nc.subscribe(subject, queue=queue, cb=on_msg))
+
+    async def js_publish(
+        self, subject: str, obj: Any, *, headers: dict[str, str] | None = None, json: bool = False
+    ) -> int:
+        """Publish into a stream and wait for its acknowledgement; returns the
+        stream sequence."""
+        ack = await self.js.publish(
+            subject, encode(obj, json=json), headers=self._headers(headers, json)
+        )
+        return int(ack.seq)
+
+    async def durable_consumer(
+        self,
+        stream: str,
+        durable: str,
+        subject_filter: str,
+        handler: Callable[[Msg], Awaitable[None]],
+        *,
+        batch: int = 100,
+        stop: asyncio.Event | None = None,
+        nak_delay_s: float = 1.0,
+    ) -> None:
+        """Pull messages of a durable consumer until `stop` is set (or the
+        task is cancelled). The handler's success acks; an exception naks with
+        a delay so the message comes back; a DecodeError terminates the
+        message (it will never decode) after one log line. Survives
+        reconnects: fetch errors are logged once per streak and retried."""
+        sub = await self.js.pull_subscribe(subject_filter, durable=durable, stream=stream)
+        try:
+            await self._pull_loop(sub, stream, durable, handler, batch, stop, nak_delay_s)
+        finally:
+            # An open pull subscription would hold drain() for its full timeout.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _pull_loop(
+        self,
+        sub: Any,
+        stream: str,
+        durable: str,
+        handler: Callable[[Msg], Awaitable[None]],
+        batch: int,
+        stop: asyncio.Event | None,
+        nak_delay_s: float,
+    ) -> None:
+        failing = False
+        while stop is None or not stop.is_set():
+            try:
+                msgs = await sub.fetch(batch, timeout=1.0)
+                failing = False
+            except nats.errors.TimeoutError:
+                continue
+            except Exception as exc:
+                if not failing:
+                    log.warning("fetch from %s/%s failed: %s; retrying", stream, durable, exc)
+                failing = True
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                try:
+                    await handler(msg)
+                except DecodeError as exc:
+                    log.warning("dropping undecodable message on %s: %s", msg.subject, exc)
+                    await msg.term()
+                except Exception:
+                    log.exception("handler for %s failed; will retry", msg.subject)
+                    await msg.nak(delay=nak_delay_s)
+                else:
+                    await msg.ack()
 
     async def close(self) -> None:
         if not self.nc.is_closed:
