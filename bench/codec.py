@@ -163,6 +163,9 @@ POD: dict[str, Any] = {
 }
 
 
+DECODE_GOAL = 50.0
+
+
 def rate(fn: Callable[[], object], min_seconds: float = 1.0) -> float:
     """Calls per second, over at least min_seconds."""
     n, batch = 0, 1
@@ -206,6 +209,8 @@ def main() -> None:
     print(f"encode podmodel msgpack: {enc_mp:,.0f} ops/s")
     print(f"encode kubernetes client: {enc_k8s:,.0f} ops/s")
     print(f"encode vs kubernetes client: {enc_json / enc_k8s:.1f}x")
+    verdict = "met" if dec_json / dec_k8s >= DECODE_GOAL else "NOT met"
+    print(f"decode goal (>= {DECODE_GOAL:.0f}x kubernetes client): {verdict}")
 
 
 if __name__ == "__main__":

@@ -1,58 +1,127 @@
-"""Tracing: the provider from the standard OTEL_* variables, and spans inside
-a pod's own trace.
+"""Tracing: the provider from the standard OTEL_* variables, W3C trace context
+in message headers, and spans inside a pod's own trace.
 
-One trace per pod: its root context lives in the pod annotation
-TRACEPARENT_ANNOTATION, written when the pod is created; every service opens
-its spans with that context as parent. With no exporter configured no SDK
-provider is installed, OpenTelemetry's API stays a no-op and the helpers here
-return at once, so tracing off costs nothing measurable.
+One trace per pod: its root span is opened (and at once closed) when the pod
+object is created, and its context is kept in the pod annotation
+TRACEPARENT_ANNOTATION (defined here, not in podmodel: only I/O code reads
+it). Every service opens its spans for that pod with that context as parent,
+so Jaeger shows the pod's whole life as one trace.
+
+podbus spans come from the provider installed here (`setup_tracing` from the
+environment, or `use_provider` in tests and tools), never from whatever the
+global OpenTelemetry provider happens to be. With no exporter configured
+nothing is installed: `enabled()` is False, the bus skips span creation and
+header injection, the helpers return at once, so tracing off costs one
+boolean check per message.
+
+This module does no network I/O itself (the OTLP exporter does, on its own
+thread) and knows nothing of NATS: headers are plain dicts.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
+    ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from podmodel.meta import KubeObject
+
+log = logging.getLogger("podbus.telemetry")
 
 TRACEPARENT_ANNOTATION = "podbus.io/traceparent"
 TRACER_NAME = "podbus"
 
-_propagator = TraceContextTextMapPropagator()
+# The annotation holds a W3C traceparent whatever OTEL_PROPAGATORS says;
+# message headers follow the configured propagators (default: tracecontext).
+_annotation_propagator = TraceContextTextMapPropagator()
+
+_provider: TracerProvider | None = None
+_tracer: trace.Tracer = trace.NoOpTracer()
 _enabled = False
+_global_set = False
 
 
 def enabled() -> bool:
+    """Whether podbus records spans in this process."""
     return _enabled
+
+
+def tracer() -> trace.Tracer:
+    """podbus's tracer: the installed provider's, else a no-op tracer."""
+    return _tracer
+
+
+def use_provider(provider: TracerProvider | None) -> TracerProvider | None:
+    """Make `provider` the source of podbus spans (None turns tracing off).
+
+    Does not touch OpenTelemetry's global provider, so tests can install an
+    in-memory provider and remove it afterwards. Returns the previous one."""
+    global _provider, _tracer, _enabled
+    previous = _provider
+    _provider = provider
+    _enabled = provider is not None
+    _tracer = provider.get_tracer(TRACER_NAME) if provider else trace.NoOpTracer()
+    return previous
+
+
+def trace_exporters(env: Mapping[str, str] | None = None) -> list[str]:
+    """Exporter names the OTEL_* variables ask for ("otlp", "console").
+
+    None when OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none; without
+    OTEL_TRACES_EXPORTER, "otlp" only when an OTLP endpoint is set (unlike the
+    SDK's default, an unconfigured service exports nothing)."""
+    env = os.environ if env is None else env
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return []
+    names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",")]
+    names = [n for n in names if n]
+    if names:
+        return [] if "none" in names else names
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return ["otlp"]
+    return []
 
 
 def exporter_configured(env: Mapping[str, str] | None = None) -> bool:
     """Whether the OTEL_* variables ask for an exporter."""
-    env = os.environ if env is None else env
-    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return False
-    if env.get("OTEL_TRACES_EXPORTER", "").lower() == "none":
-        return False
-    return bool(
-        env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or env.get("OTEL_TRACES_EXPORTER", "").lower() == "otlp"
+    return bool(trace_exporters(env))
+
+
+def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
     )
+    if protocol == "grpc":
+        try:
+            import importlib
+
+            grpc = importlib.import_module("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
+            exporter: SpanExporter = grpc.OTLPSpanExporter()
+            return exporter
+        except ImportError:
+            log.warning("OTLP gRPC exporter not installed (extra 'otlp'); using OTLP/HTTP")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
 
 
 def setup_tracing(
@@ -60,37 +129,72 @@ def setup_tracing(
     instance: str | None = None,
     *,
     extra_exporters: Sequence[SpanExporter] = (),
+    set_global: bool = True,
 ) -> TracerProvider | None:
-    """Install a TracerProvider when an exporter is configured (or given)."""
-    global _enabled
-    if not exporter_configured() and not extra_exporters:
+    """Install a TracerProvider when the environment configures an exporter
+    (or `extra_exporters` are given, e.g. a LocalSpanRecorder); else None and
+    tracing stays off.
+
+    service.name is OTEL_SERVICE_NAME or `service_name`; OTEL_RESOURCE_ATTRIBUTES
+    and OTEL_TRACES_SAMPLER are honoured by the SDK. Remote exporters run
+    behind a BatchSpanProcessor, in-process ones behind a SimpleSpanProcessor.
+    `set_global` also makes it OpenTelemetry's global provider (once per
+    process), so libraries instrumented with the plain API join the traces."""
+    global _global_set
+    env = os.environ
+    names = trace_exporters(env)
+    if not names and not extra_exporters:
+        use_provider(None)
         return None
     attributes: dict[str, Any] = {
-        "service.name": os.environ.get("OTEL_SERVICE_NAME", service_name),
+        "service.name": env.get("OTEL_SERVICE_NAME") or service_name,
         "service.namespace": "podbus",
     }
     if instance:
         attributes["service.instance.id"] = instance
     provider = TracerProvider(resource=Resource.create(attributes))
-    if exporter_configured():
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    for name in names:
+        if name == "otlp":
+            provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(env)))
+        elif name == "console":
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+        else:
+            log.warning("OTEL_TRACES_EXPORTER=%s is not supported; ignored", name)
     for exporter in extra_exporters:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    _enabled = True
+    use_provider(provider)
+    if set_global and not _global_set:
+        trace.set_tracer_provider(provider)
+        _global_set = True
     return provider
 
 
+def shutdown_tracing() -> None:
+    """Flush and stop the installed provider (the runner calls this last)."""
+    provider = use_provider(None)
+    if provider is not None:
+        provider.shutdown()
+
+
+# ------------------------------------------------------------ headers
+
+
 def inject_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Add the current trace context (traceparent / tracestate) to `headers`;
+    nothing when tracing is off. Returns `headers`."""
     if _enabled:
-        _propagator.inject(headers)
+        propagate.inject(headers)
     return headers
 
 
 def extract_context(headers: Mapping[str, str] | None) -> otel_context.Context:
-    return _propagator.extract(dict(headers or {}))
+    """The trace context carried by message headers (empty if none)."""
+    if not headers:
+        return otel_context.Context()
+    return propagate.extract(headers, context=otel_context.Context())
+
+
+# ------------------------------------------------------------ pod traces
 
 
 def pod_context(obj: KubeObject) -> otel_context.Context | None:
@@ -98,7 +202,7 @@ def pod_context(obj: KubeObject) -> otel_context.Context | None:
     value = obj.metadata.annotations.get(TRACEPARENT_ANNOTATION)
     if not value:
         return None
-    return _propagator.extract({"traceparent": value})
+    return _annotation_propagator.extract({"traceparent": value}, context=otel_context.Context())
 
 
 def pod_attributes(obj: KubeObject) -> dict[str, str]:
@@ -115,22 +219,28 @@ def pod_attributes(obj: KubeObject) -> dict[str, str]:
     return attributes
 
 
+def _tracer_for(tracer_provider: trace.TracerProvider | None) -> trace.Tracer:
+    if tracer_provider is not None:
+        return tracer_provider.get_tracer(TRACER_NAME)
+    return _tracer
+
+
 def new_root_traceparent(
     obj: KubeObject, tracer_provider: trace.TracerProvider | None = None
 ) -> str:
     """Open and close the root span `pod <ns>/<name>`; return its traceparent
-    for the annotation ("" when tracing is off)."""
+    for the annotation ("" when tracing is off, at the cost of one check)."""
     if not _enabled and tracer_provider is None:
         return ""
-    tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
     meta = obj.metadata
-    with tracer.start_as_current_span(
+    span = _tracer_for(tracer_provider).start_span(
         f"pod {meta.namespace}/{meta.name}",
-        context=otel_context.Context(),
+        context=otel_context.Context(),  # a new trace, whatever is current
         attributes=pod_attributes(obj),
-    ) as span:
-        carrier: dict[str, str] = {}
-        _propagator.inject(carrier, context=trace.set_span_in_context(span))
+    )
+    span.end()
+    carrier: dict[str, str] = {}
+    _annotation_propagator.inject(carrier, context=trace.set_span_in_context(span))
     return carrier.get("traceparent", "")
 
 
@@ -142,44 +252,113 @@ def start_pod_span(
     attributes: Mapping[str, Any] | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
     tracer_provider: trace.TracerProvider | None = None,
-) -> Iterator[Span | None]:
-    """A span inside the object's own trace; yields None when tracing is off."""
+) -> Iterator[Span]:
+    """A span inside the object's own trace (parent: the root span from the
+    annotation), current for the block, with the k8s.* attributes.
+
+    The span that was current (a request's consumer span, say) becomes a link,
+    so the work stays findable from both traces. Without the annotation the
+    span is a child of the current span. With tracing off it yields the
+    invalid non-recording span, so `span.set_attribute(...)` needs no check."""
     if not _enabled and tracer_provider is None:
-        yield None
+        yield trace.INVALID_SPAN
         return
-    tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
     parent = pod_context(obj)
-    with tracer.start_as_current_span(
-        name, context=parent, kind=kind, attributes={**pod_attributes(obj), **(attributes or {})}
+    links: list[Link] = []
+    if parent is not None:
+        current = trace.get_current_span().get_span_context()
+        if current.is_valid:
+            links.append(Link(current))
+    with _tracer_for(tracer_provider).start_as_current_span(
+        name,
+        context=parent,
+        kind=kind,
+        links=links,
+        attributes={**pod_attributes(obj), **(attributes or {})},
     ) as span:
         yield span
 
 
+def traceparent_ids(traceparent: str) -> tuple[int, int] | None:
+    """(trace id, span id) of a traceparent string, None if malformed."""
+    parts = traceparent.split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    try:
+        return int(parts[1], 16), int(parts[2], 16)
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------ local spans
+
+
 class LocalSpanRecorder(SpanExporter):
-    """Keeps the spans of the last `max_traces` traces in memory, so that
-    `podbus up` can show a pod's trace without Jaeger."""
+    """Keeps the spans of the last `max_traces` traces in memory, queryable by
+    trace id, so that `podbus up` can show a pod's trace without Jaeger.
+
+    Safe to feed from a BatchSpanProcessor's thread. `span_record` turns a
+    span into plain values for sending over the bus."""
 
     def __init__(self, max_traces: int = 1000) -> None:
         self.max_traces = max_traces
         self._traces: OrderedDict[int, list[ReadableSpan]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        for span in spans:
-            if span.context is None:
-                continue
-            trace_id = span.context.trace_id
-            self._traces.setdefault(trace_id, []).append(span)
-            self._traces.move_to_end(trace_id)
-        while len(self._traces) > self.max_traces:
-            self._traces.popitem(last=False)
+        with self._lock:
+            for span in spans:
+                if span.context is None:
+                    continue
+                trace_id = span.context.trace_id
+                self._traces.setdefault(trace_id, []).append(span)
+                self._traces.move_to_end(trace_id)
+            while len(self._traces) > self.max_traces:
+                self._traces.popitem(last=False)
         return SpanExportResult.SUCCESS
 
-    def trace(self, trace_id: int) -> list[ReadableSpan]:
-        return sorted(self._traces.get(trace_id, []), key=lambda s: s.start_time or 0)
+    def trace(self, trace_id: int | str) -> list[ReadableSpan]:
+        """The spans of one trace (id as int or 32 hex digits), by start time."""
+        if isinstance(trace_id, str):
+            try:
+                trace_id = int(trace_id, 16)
+            except ValueError:
+                return []
+        with self._lock:
+            spans = list(self._traces.get(trace_id, []))
+        return sorted(spans, key=lambda s: s.start_time or 0)
 
     def trace_of(self, traceparent: str) -> list[ReadableSpan]:
-        parts = traceparent.split("-")
-        return self.trace(int(parts[1], 16)) if len(parts) == 4 else []
+        ids = traceparent_ids(traceparent)
+        return self.trace(ids[0]) if ids else []
+
+    def trace_ids(self) -> list[str]:
+        """Trace ids held, oldest first, as hex."""
+        with self._lock:
+            return [f"{t:032x}" for t in self._traces]
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
 
     def shutdown(self) -> None:
-        self._traces.clear()
+        with self._lock:
+            self._traces.clear()
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    """A span as plain values (hex ids, ns timestamps), for `podctl trace`."""
+    ctx = span.context
+    parent = span.parent
+    resource = span.resource.attributes if span.resource else {}
+    return {
+        "name": span.name,
+        "trace_id": f"{ctx.trace_id:032x}" if ctx else "",
+        "span_id": f"{ctx.span_id:016x}" if ctx else "",
+        "parent_id": f"{parent.span_id:016x}" if parent else "",
+        "kind": span.kind.name,
+        "service": str(resource.get("service.name", "")),
+        "start_ns": span.start_time or 0,
+        "end_ns": span.end_time or 0,
+        "status": span.status.status_code.name,
+        "attributes": dict(span.attributes or {}),
+    }
