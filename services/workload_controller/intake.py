@@ -1,0 +1,211 @@
+"""The workload-controller's desired-state intake over NATS: request-reply
+handlers for podbus.api.apply/get/list/delete in queue group
+"workload-controller". The rules live in api.py; this module only moves bytes
+between the bus and the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from nats.aio.msg import Msg
+from podmodel import subjects
+from podmodel.codec import ErrorReply, decode_raw, encode, to_builtins
+from podmodel.meta import Model
+from podmodel.pod import Pod
+from podmodel.selector import parse_selector
+from podmodel.subjects import STREAM_DESIRED
+from servicekit.bus import ApiError, Bus
+from servicekit.runner import ServiceContext
+from servicekit.store import Store, StoreError
+
+from services.workload_controller.api import (
+    ApplyReply,
+    ApplyRequest,
+    DeleteRequest,
+    EphemeralRequest,
+    GetRequest,
+    ListRequest,
+    prepare_object,
+    validate_ephemeral_update,
+    validate_pod_update,
+)
+
+log = logging.getLogger(__name__)
+
+QUEUE = "workload-controller"
+
+
+class ListReply(Model):
+    items: list[dict[str, Any]] = []
+    resource_version: str = ""
+
+
+def _store_error(exc: StoreError) -> ApiError:
+    reason = type(exc).__name__
+    code = {"NotFound": 404, "AlreadyExists": 409, "Conflict": 409, "Invalid": 422}.get(reason, 400)
+    return ApiError(ErrorReply(error=str(exc), reason=reason, code=code))
+
+
+class Intake:
+    """Handlers bound to one store; each turns a request into a reply or ApiError."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def apply(self, req: ApplyRequest, msg: Msg) -> ApplyReply:
+        return await self.apply_raw(req.object, dry_run=req.dry_run)
+
+    async def apply_raw(self, raw: Any, *, dry_run: bool = False) -> ApplyReply:
+        """Create or update one object from its raw (decoded) form."""
+        prepared = prepare_object(raw)
+        if isinstance(prepared, ErrorReply):
+            log.warning("apply rejected: %s", prepared.error)
+            raise ApiError(prepared)
+        obj, warnings = prepared
+        meta = obj.metadata
+        try:
+            existing = await self.store.get(obj.KIND, meta.namespace, meta.name)
+            if existing is None:
+                if dry_run:
+                    return ApplyReply(object=to_builtins(obj), warnings=warnings, created=True)
+                stored = await self.store.create(obj)
+                return ApplyReply(object=to_builtins(stored), warnings=warnings, created=True)
+            if isinstance(obj, Pod) and isinstance(existing, Pod):
+                problems = validate_pod_update(obj.spec, existing.spec)
+                if problems:
+                    raise ApiError(
+                        ErrorReply(
+                            error=f"Pod {meta.name!r} is invalid",
+                            reason="Invalid",
+                            code=422,
+                            details=problems,
+                        )
+                    )
+            if dry_run:
+                return ApplyReply(object=to_builtins(obj), warnings=warnings)
+            stored = await self.store.update(obj)
+        except StoreError as exc:
+            raise _store_error(exc) from exc
+        return ApplyReply(object=to_builtins(stored), warnings=warnings)
+
+    async def get(self, req: GetRequest, msg: Msg) -> Any:
+        try:
+            obj = await self.store.get(req.kind, req.namespace, req.name)
+        except StoreError as exc:
+            raise _store_error(exc) from exc
+        if obj is None:
+            raise ApiError(
+                ErrorReply(
+                    error=f"{req.kind} {req.namespace}/{req.name} not found",
+                    reason="NotFound",
+                    code=404,
+                )
+            )
+        return to_builtins(obj)
+
+    async def list(self, req: ListRequest, msg: Msg) -> ListReply:
+        try:
+            selector = parse_selector(req.label_selector) if req.label_selector else None
+        except ValueError as exc:
+            raise ApiError(ErrorReply(error=f"labelSelector: {exc}")) from exc
+        try:
+            items, rv = await self.store.list(
+                req.kind, req.namespace, selector=selector, node=req.node
+            )
+        except StoreError as exc:
+            raise _store_error(exc) from exc
+        return ListReply(items=[to_builtins(o) for o in items], resource_version=str(rv))
+
+    async def delete(self, req: DeleteRequest, msg: Msg) -> Any:
+        try:
+            obj = await self.store.delete(
+                req.kind, req.namespace, req.name, grace_period_seconds=req.grace_period_seconds
+            )
+        except StoreError as exc:
+            raise _store_error(exc) from exc
+        return to_builtins(obj) if obj is not None else {}
+
+
+async def add_ephemeral(store: Store, req: EphemeralRequest) -> Any:
+    """Add ephemeral containers to a pod (the whole list, or one `container`
+    appended to the existing ones); only additions are allowed."""
+    try:
+        pod = await store.get(Pod, req.namespace, req.name)
+        if pod is None:
+            raise ApiError(
+                ErrorReply(
+                    error=f"Pod {req.namespace}/{req.name} not found", reason="NotFound", code=404
+                )
+            )
+        wanted = list(req.ephemeral_containers)
+        if req.container is not None:
+            wanted = [*pod.spec.ephemeral_containers, req.container]
+        problems = validate_ephemeral_update(pod, wanted)
+        if problems:
+            raise ApiError(
+                ErrorReply(
+                    error=f"Pod {req.name!r} is invalid",
+                    reason="Invalid",
+                    code=422,
+                    details=problems,
+                )
+            )
+        pod.spec.ephemeral_containers = wanted
+        return to_builtins(await store.update(pod))
+    except StoreError as exc:
+        raise _store_error(exc) from exc
+
+
+async def apply_desired(bus: Bus, intake: Intake, msg: Msg) -> None:
+    """One fire-and-forget message from PODBUS_DESIRED: applied like a request;
+    a rejection (or a body that disagrees with its subject) is published on
+    podbus.rejected.<kind>.<ns>.<name>. Undecodable bytes raise DecodeError,
+    which the bus terminates with a log line."""
+    raw = decode_raw(msg.data)
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    meta = raw.get("metadata") if isinstance(raw, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    namespace = (meta.get("namespace") if isinstance(meta, dict) else None) or "default"
+    if not isinstance(kind, str) or not isinstance(name, str) or not isinstance(namespace, str):
+        log.warning("desired message on %s lacks kind/metadata.name; dropped", msg.subject)
+        return
+    error: ErrorReply | None = None
+    if subjects.desired(kind, namespace, name) != msg.subject:
+        error = ErrorReply(error=f"subject {msg.subject} does not match {kind} {namespace}/{name}")
+    else:
+        try:
+            await intake.apply_raw(raw)
+        except ApiError as exc:
+            error = exc.reply
+    if error is not None:
+        log.warning("desired %s rejected: %s", msg.subject, error.error)
+        await bus.publish_raw(subjects.rejected(kind, namespace, name), encode(error, json=True))
+
+
+async def serve_intake(ctx: ServiceContext, store: Store) -> Intake:
+    """Subscribe every API handler in the shared queue group."""
+    intake = Intake(store)
+    bus = ctx.bus
+    await bus.serve(subjects.API_APPLY, intake.apply, request_type=ApplyRequest, queue=QUEUE)
+    await bus.serve(subjects.API_GET, intake.get, request_type=GetRequest, queue=QUEUE)
+    await bus.serve(subjects.API_LIST, intake.list, request_type=ListRequest, queue=QUEUE)
+    await bus.serve(subjects.API_DELETE, intake.delete, request_type=DeleteRequest, queue=QUEUE)
+
+    async def ephemeral(req: EphemeralRequest, msg: Msg) -> Any:
+        return await add_ephemeral(store, req)
+
+    await bus.serve(subjects.API_EPHEMERAL, ephemeral, request_type=EphemeralRequest, queue=QUEUE)
+    await bus.ensure_streams()
+
+    async def on_desired(msg: Msg) -> None:
+        await apply_desired(bus, intake, msg)
+
+    ctx.spawn(
+        bus.durable_consumer(
+            STREAM_DESIRED, QUEUE, "podbus.desired.>", on_desired, stop=ctx.stopping
+        ),
+        "desired-intake",
+    )
+    return intake
