@@ -85,8 +85,7 @@ async def _serve(tcp: int, http: int) -> None:
 
 def _assignments(tcp_ports: list[int], http_ports: list[int]) -> object:
     from podmodel.pod import HTTPGetAction, Probe, TCPSocketAction
-
-    from services.prober.logic.assignment import ProbeAssignment, ProbeAssignmentSet
+    from podmodel.probing import ProbeAssignment, ProbeAssignmentSet
 
     started = "2020-01-01T00:00:00Z"
     probes = []
@@ -141,7 +140,8 @@ def _bare_connects(ports: list[int], count: int) -> float:
 async def _run_prober(
     tcp_ports: list[int], http_ports: list[int], seconds: float, warmup: float, tick: float
 ) -> dict[str, float]:
-    from services.prober.logic.assignment import ProbeAssignmentSet, ProbeReport
+    from podmodel.probing import ProbeAssignmentSet, ProbeReport
+
     from services.prober.manager import ProbeManager
     from services.prober.scheduler import ProbeScheduler
 

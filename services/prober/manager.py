@@ -22,21 +22,14 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from podmodel.node_api import ExecRequest
+from podmodel.probing import ProbeAssignment, ProbeAssignmentSet, ProbeKey, ProbeReport, ProbeResult
+
 from services.prober.handlers.exec import ExecRunner, probe_exec
 from services.prober.handlers.grpc import probe_grpc
 from services.prober.handlers.http import probe_http
 from services.prober.handlers.tcp import probe_tcp
-from services.prober.logic.assignment import (
-    AssignmentDiff,
-    ExecRequest,
-    ProbeAssignment,
-    ProbeAssignmentSet,
-    ProbeKey,
-    ProbeReport,
-    ProbeResult,
-    diff_assignment,
-    epoch_seconds,
-)
+from services.prober.logic.assignment import AssignmentDiff, diff_assignment, epoch_seconds
 from services.prober.logic.http1 import probe_target, request_template
 from services.prober.logic.ports import PortError, resolve_port
 from services.prober.logic.thresholds import (

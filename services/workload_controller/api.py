@@ -1,8 +1,7 @@
 """Pure request handling of the workload-controller API: request/reply types and
 the update rules Kubernetes enforces on pods (ValidatePodUpdate, ephemeral
 container additions). No I/O here, so the rules are unit-testable; the NATS
-side lives in intake.py. The request types belong in podmodel (podctl needs
-them) and should move there.
+side lives in intake.py. The request/reply types are podmodel.api.
 """
 
 from __future__ import annotations
@@ -13,50 +12,10 @@ import msgspec
 from podmodel.codec import DecodeError, ErrorReply, FieldError, object_from_raw
 from podmodel.defaults import apply_defaults
 from podmodel.manifest import decode_error_message, unknown_fields
-from podmodel.meta import KubeObject, Model
+from podmodel.meta import KubeObject
 from podmodel.pod import Container, EphemeralContainer, Pod, PodSpec
 from podmodel.registry import kind_type
 from podmodel.validation import validate
-
-
-class ApplyRequest(Model):
-    object: dict[str, Any]
-    dry_run: bool = False
-
-
-class ApplyReply(Model):
-    object: dict[str, Any]
-    warnings: list[str] = []
-    created: bool = False
-
-
-class DeleteRequest(Model):
-    kind: str
-    name: str
-    namespace: str = "default"
-    grace_period_seconds: int | None = None
-    propagation_policy: str = "Background"
-
-
-class GetRequest(Model):
-    kind: str
-    name: str
-    namespace: str = "default"
-
-
-class ListRequest(Model):
-    kind: str
-    namespace: str | None = None
-    label_selector: str | None = None
-    node: str | None = None
-
-
-class EphemeralRequest(Model):
-    name: str
-    namespace: str = "default"
-    ephemeral_containers: list[EphemeralContainer] = []
-    container: EphemeralContainer | None = None
-
 
 POD_UPDATE_FORBIDDEN = (
     "pod updates may not change fields other than `spec.containers[*].image`, "

@@ -11,8 +11,16 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from podmodel import subjects
+from podmodel.api import (
+    ApplyReply,
+    ApplyRequest,
+    DeleteRequest,
+    EphemeralRequest,
+    GetRequest,
+    ListReply,
+    ListRequest,
+)
 from podmodel.codec import ErrorReply, decode_raw, encode, to_builtins
-from podmodel.meta import Model
 from podmodel.pod import Pod
 from podmodel.selector import parse_selector
 from podmodel.subjects import STREAM_DESIRED
@@ -21,12 +29,6 @@ from servicekit.runner import ServiceContext
 from servicekit.store import Store, StoreError
 
 from services.workload_controller.api import (
-    ApplyReply,
-    ApplyRequest,
-    DeleteRequest,
-    EphemeralRequest,
-    GetRequest,
-    ListRequest,
     prepare_object,
     validate_ephemeral_update,
     validate_pod_update,
@@ -35,11 +37,6 @@ from services.workload_controller.api import (
 log = logging.getLogger(__name__)
 
 QUEUE = "workload-controller"
-
-
-class ListReply(Model):
-    items: list[dict[str, Any]] = []
-    resource_version: str = ""
 
 
 def _store_error(exc: StoreError) -> ApiError:

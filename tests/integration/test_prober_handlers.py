@@ -22,11 +22,11 @@ from podmodel.pod import (
     Probe,
     TCPSocketAction,
 )
+from podmodel.probing import ProbeAssignment, ProbeAssignmentSet, ProbeReport
 
 from services.prober.handlers.grpc import probe_grpc
 from services.prober.handlers.http import probe_http
 from services.prober.handlers.tcp import probe_tcp
-from services.prober.logic.assignment import ProbeAssignment, ProbeAssignmentSet, ProbeReport
 from services.prober.logic.grpc_health import DATA, FLAG_END_STREAM, HEADERS, PREFACE
 from services.prober.logic.hpack import HpackDecoder
 from services.prober.logic.http1 import probe_target, request_template

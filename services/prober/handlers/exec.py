@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from services.prober.logic.assignment import ExecRequest, ExecResponse
+from podmodel.node_api import ExecRequest, ExecResponse
+
 from services.prober.logic.thresholds import SUCCESS, Outcome
 
 ExecRunner = Callable[[ExecRequest], Awaitable[ExecResponse]]

@@ -25,8 +25,7 @@ import enum
 from dataclasses import dataclass
 
 from podmodel.pod import Probe
-
-from services.prober.logic.assignment import ProbeResultValue, ProbeType
+from podmodel.probing import ProbeResultValue, ProbeType
 
 INITIAL_RESULT: dict[ProbeType, ProbeResultValue] = {
     "readiness": "failure",

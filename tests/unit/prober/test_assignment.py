@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import msgspec
+from podmodel.node_api import ExecRequest
 from podmodel.pod import ContainerPort, Probe, TCPSocketAction
+from podmodel.probing import ProbeAssignment, ProbeAssignmentSet, ProbeReport, ProbeResult
 
-from services.prober.logic.assignment import (
-    ExecRequest,
-    ProbeAssignment,
-    ProbeAssignmentSet,
-    ProbeReport,
-    ProbeResult,
-    diff_assignment,
-    epoch_seconds,
-)
+from services.prober.logic.assignment import diff_assignment, epoch_seconds
 
 
 def assignment(

@@ -7,18 +7,11 @@ import asyncio
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any
 
+from podmodel.node_api import ExecRequest, ExecResponse
 from podmodel.pod import ContainerPort, ExecAction, HTTPGetAction, Probe, TCPSocketAction
+from podmodel.probing import ProbeAssignment, ProbeAssignmentSet, ProbeKey, ProbeReport, ProbeType
 
 from services.prober.handlers.exec import ExecRunner
-from services.prober.logic.assignment import (
-    ExecRequest,
-    ExecResponse,
-    ProbeAssignment,
-    ProbeAssignmentSet,
-    ProbeKey,
-    ProbeReport,
-    ProbeType,
-)
 from services.prober.logic.thresholds import Outcome
 from services.prober.manager import ProbeManager, RunProbe, build_run
 from services.prober.scheduler import ProbeScheduler

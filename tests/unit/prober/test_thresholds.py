@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from podmodel.pod import Probe
+from podmodel.probing import ProbeType
 
-from services.prober.logic.assignment import ProbeType
 from services.prober.logic.thresholds import (
     Gate,
     Outcome,
