@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from podmodel.pod import NodeSelectorRequirement, NodeSelectorTerm
+from podmodel.pod import Affinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod
+from podmodel.pod import NodeAffinity as K8sNodeAffinity
 
 from services.scheduler.cluster_snapshot import HOSTNAME_LABEL
 from services.scheduler.framework import Code, Scope
@@ -92,3 +93,49 @@ def test_empty_term_matches_nothing() -> None:
         NodeSelectorTerm()
     ]  # type: ignore[union-attr]
     assert schedule(snap, p, preemption=False).node_name is None
+
+
+def _match_fields(operator: str, names: list[str]) -> Pod:
+    p = pod("data-0")
+    p.spec.affinity = Affinity(
+        node_affinity=K8sNodeAffinity(
+            required_during_scheduling_ignored_during_execution=NodeSelector(
+                node_selector_terms=[
+                    NodeSelectorTerm(
+                        match_fields=[
+                            NodeSelectorRequirement(
+                                key="metadata.name", operator=operator, values=names
+                            )
+                        ]
+                    )
+                ]
+            )
+        )
+    )
+    return p
+
+
+def test_match_fields_metadata_name_pins_the_pod_to_its_volume_node() -> None:
+    # StatefulSet pods with local volumes are pinned this way; the node's name,
+    # not a label, decides, so nodes with identical labels must be told apart.
+    snap = snapshot([node(f"n{i}", labels={"disk": "ssd"}) for i in range(5)])
+    p = _match_fields("In", ["n3"])
+    c = cycle(snap, p)
+    assert NodeAffinity().pre_filter(c) is Scope.NODE
+    for seed in range(10):
+        assert schedule(snap, p, seed=seed).node_name == "n3"
+
+
+def test_match_fields_not_in_excludes_the_node() -> None:
+    snap = snapshot([node("a"), node("b")])
+    for seed in range(10):
+        assert schedule(snap, _match_fields("NotIn", ["a"]), seed=seed).node_name == "b"
+
+
+def test_match_fields_for_a_missing_node_is_unschedulable() -> None:
+    snap = snapshot([node("a"), node("b")])
+    r = schedule(snap, _match_fields("In", ["gone"]), preemption=False)
+    assert r.node_name is None
+    assert (
+        r.message == "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
+    )
