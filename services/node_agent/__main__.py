@@ -51,6 +51,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backoff-initial", type=float, default=10.0)
     p.add_argument("--backoff-cap", type=float, default=300.0)
     p.add_argument("--backoff-reset", type=float, default=600.0)
+    p.add_argument(
+        "--probes",
+        choices=["auto", "runtime", "prober"],
+        default="auto",
+        help="probe results from the runtime (simulated annotations) or a prober service "
+        "(`python -m services.prober --node NAME`); auto: runtime for simulated, prober for oci",
+    )
+    p.add_argument("--static-pod-dir", default="", help="static pod manifests (one node only)")
+    p.add_argument("--static-rescan-seconds", type=float, default=20.0)
+    p.add_argument("--events", choices=["on", "off"], default="on", help="write pod events")
     p.add_argument("--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
     p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
@@ -76,9 +86,16 @@ async def serve(args: argparse.Namespace) -> int:
     configs = (
         hollow_node_configs(args.node_prefix, args.nodes, template) if args.nodes else [template]
     )
+    probes = args.probes
+    if probes == "auto":
+        probes = "runtime" if args.runtime == "simulated" else "prober"
     engine = EngineConfig(
         lease_seconds=args.lease_seconds,
         backoff=BackoffConfig(args.backoff_initial, args.backoff_cap, args.backoff_reset),
+        probes=probes,
+        events=args.events == "on",
+        static_pod_dir=args.static_pod_dir,
+        static_rescan_s=args.static_rescan_seconds,
     )
     nc = await nats.connect(args.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
     store = await Store.connect(args.redis_url, publish=nc.publish)

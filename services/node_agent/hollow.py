@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from nats.aio.client import Client as NATS
 from servicekit.store import Store
 
-from services.node_agent.agent import AgentConfig, NodeAgent
+from services.node_agent.agent import AgentConfig, NodeAgent, ProbeSource
+from services.node_agent.events import EventRecorder
 from services.node_agent.logic.backoff import BackoffConfig
 from services.node_agent.node import DEFAULT_LEASE_SECONDS, NodeConfig, lease_loop, register_nodes
 from services.node_agent.runtime_simulated import SimulatedRuntime
@@ -32,6 +33,13 @@ class EngineConfig:
     #: agents whose informers list at once when starting (a thousand
     #: concurrent lists would exhaust the Redis connection pool)
     start_wave: int = 50
+    #: where probe results come from: the runtime (hollow) or a prober service
+    probes: ProbeSource = "runtime"
+    #: write Kubernetes events (Pulled, Started, ...) to the store
+    events: bool = True
+    #: static pod manifests (one node only)
+    static_pod_dir: str = ""
+    static_rescan_s: float = 20.0
 
 
 def hollow_node_configs(prefix: str, count: int, template: NodeConfig) -> list[NodeConfig]:
@@ -55,6 +63,7 @@ class SimulatedNodes:
         self.nc = nc
         self.engine = engine or EngineConfig()
         self.status = StatusManager(store)
+        self.events = EventRecorder(store, enabled=self.engine.events)
         self.agents = [
             NodeAgent(
                 AgentConfig(
@@ -62,11 +71,15 @@ class SimulatedNodes:
                     host_ips=(cfg.host_ip,),
                     backoff=self.engine.backoff,
                     resync_s=self.engine.resync_s,
+                    probes=self.engine.probes,
+                    static_pod_dir=self.engine.static_pod_dir if i == 0 else "",
+                    static_rescan_s=self.engine.static_rescan_s,
                 ),
                 store=store,
                 nc=nc,
                 runtime=SimulatedRuntime(ip_base=i),
                 status=self.status,
+                events=self.events,
             )
             for i, cfg in enumerate(self.nodes)
         ]
@@ -78,6 +91,7 @@ class SimulatedNodes:
         names = [cfg.name for cfg in self.nodes]
         tasks = [
             asyncio.create_task(self.status.run(), name="status-manager"),
+            asyncio.create_task(self.events.run(), name="events"),
             asyncio.create_task(
                 lease_loop(self.store.redis, names, self.engine.lease_seconds), name="leases"
             ),
@@ -100,6 +114,8 @@ class SimulatedNodes:
                     await task
             with contextlib.suppress(Exception):
                 await self.status.flush()
+            with contextlib.suppress(Exception):
+                await self.events.flush()
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         """Registered, and every agent's informer has listed once."""

@@ -11,6 +11,18 @@ The pod the pure functions see is the informer's copy with the status
 manager's latest status for it (kubelet reads its own status cache, not
 the API's lagging copy), so our own status writes coming back on the
 watch do not wake the worker.
+
+Around the pure decisions the worker reports to its host (the NodeAgent,
+`WorkerHost`): the pod's probes for the prober after every pass, the
+kubelet's events (Pulled, Created, Started, Killing, BackOff, Failed), and
+spans in the pod's trace (`node-agent.sandbox`, `node-agent.init-container`
+per finished init container, `node-agent.container.started`,
+`node-agent.ready`, `node-agent.restart` with its reason,
+`node-agent.terminated`), from the facts of `logic.transitions`.
+
+A static pod (from the manifest directory) has no store object of its own:
+its worker keeps its status itself and writes it to the mirror pod when
+there is one (`set_mirror`); removing it removes the mirror.
 """
 
 from __future__ import annotations
@@ -20,17 +32,28 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
-from podmodel.pod import ContainerKind, Pod
+from podmodel.pod import ContainerKind, Pod, PodStatus
+from podmodel.probing import ProbeAssignment
 from servicekit.store import Conflict, Store
+from servicekit.telemetry import start_pod_span
 
+from services.node_agent.logic import events as ev
 from services.node_agent.logic.actions import PodActions, compute_pod_actions
 from services.node_agent.logic.backoff import CrashBackoff
 from services.node_agent.logic.container_status import WaitingReason
-from services.node_agent.logic.records import ContainerRecord
+from services.node_agent.logic.phase import is_terminal
+from services.node_agent.logic.probe_assignment import pod_probe_assignments
+from services.node_agent.logic.records import ContainerRecord, ProbeResults
 from services.node_agent.logic.status_merge import generate_pod_status
+from services.node_agent.logic.transitions import (
+    Seen,
+    container_facts,
+    pod_ready,
+    seen_of,
+)
 from services.node_agent.runtime import Observation, Runtime, StartError
 from services.node_agent.status_manager import StatusManager
 
@@ -42,6 +65,42 @@ START_RETRY_SECONDS = 1.0
 PASS_RETRY_SECONDS = 1.0
 #: a worker with nothing scheduled still looks again this often (repairs anything missed)
 IDLE_RESYNC_SECONDS = 60.0
+
+
+class WorkerHost(Protocol):
+    """What a pod worker reports to, and asks of, its node-agent."""
+
+    def probe_results(self, uid: str, from_runtime: ProbeResults) -> ProbeResults:
+        """The probe results the decisions use (the runtime's or the prober's)."""
+        ...
+
+    def set_probes(self, uid: str, assignments: list[ProbeAssignment]) -> None:
+        """The probes the prober must run for this pod now."""
+        ...
+
+    def emit(self, pod: Pod, type_: str, reason: str, message: str, path: str = "") -> None:
+        """Record a Kubernetes event about the pod."""
+        ...
+
+    def pod_gone(self, uid: str) -> None:
+        """The worker ended: forget the pod."""
+        ...
+
+
+class NullHost:
+    """A host that keeps the runtime's probe results and records nothing."""
+
+    def probe_results(self, uid: str, from_runtime: ProbeResults) -> ProbeResults:
+        return from_runtime
+
+    def set_probes(self, uid: str, assignments: list[ProbeAssignment]) -> None:
+        return None
+
+    def emit(self, pod: Pod, type_: str, reason: str, message: str, path: str = "") -> None:
+        return None
+
+    def pod_gone(self, uid: str) -> None:
+        return None
 
 
 def _wakes(old: Pod, new: Pod) -> bool:
@@ -69,6 +128,8 @@ class PodWorker:
         store: Store,
         host_ips: tuple[str, ...] = (),
         clock: Callable[[], float] = time.time,
+        host: WorkerHost | None = None,
+        static: bool = False,
     ) -> None:
         self.pod = pod
         self.uid = pod.metadata.uid
@@ -84,6 +145,15 @@ class PodWorker:
         self._waiting: dict[str, WaitingReason] = {}
         self._killing: set[str] = set()  # container ids being stopped
         self._retry_at: float | None = None
+        self.host: WorkerHost = host or NullHost()
+        self.static = static
+        self.mirror: Pod | None = None  # a static pod's store object
+        self._own_status = pod.status  # a static pod's status (no object of its own)
+        self._seen: Seen = {}
+        self._ready = pod_ready(pod.status.conditions)
+        self._terminal = is_terminal(pod.status.phase)
+        self._kill_reasons: dict[str, str] = {}  # container -> why it was killed
+        self._backoff_reported: dict[str, float] = {}
 
     # -------------------------------------------------------------- from the agent
 
@@ -102,6 +172,13 @@ class PodWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    def set_mirror(self, mirror: Pod | None) -> None:
+        """A static pod's mirror in the store (None: there is none now)."""
+        self.mirror = mirror
+        if mirror is not None:
+            self.status.observe_rv(mirror)
+            self._wake.set()
+
     # -------------------------------------------------------------- the loop
 
     async def run(self) -> None:
@@ -119,12 +196,23 @@ class PodWorker:
                     await self._wait_wake(PASS_RETRY_SECONDS)
         finally:
             self.done = True
+            self.host.pod_gone(self.uid)
 
     def _key(self) -> tuple[str, str]:
         return (self.pod.metadata.namespace, self.pod.metadata.name)
 
     def _view(self) -> Pod:
+        if self.static:
+            return msgspec.structs.replace(self.pod, status=self._own_status)
         return msgspec.structs.replace(self.pod, status=self.status.status_of(self.pod))
+
+    def _set_status(self, status: PodStatus) -> None:
+        if not self.static:
+            self.status.set(self.pod, status)
+            return
+        self._own_status = status
+        if self.mirror is not None and self.mirror.metadata.deletion_timestamp is None:
+            self.status.set(self.mirror, status)
 
     async def _pass(self) -> bool:
         """One pass; True when the worker is finished."""
@@ -135,20 +223,24 @@ class PodWorker:
             await self._kill_everything(pod, obs)
             return True
         now = self.clock()
+        probes = self.host.probe_results(self.uid, obs.probes)
         actions = compute_pod_actions(
-            pod, obs.records, now, self.backoff, sandbox=obs.sandbox, probes=obs.probes
+            pod, obs.records, now, self.backoff, sandbox=obs.sandbox, probes=probes
         )
         new_status = generate_pod_status(
             pod,
             obs.records,
             now=now,
             sandbox=obs.sandbox,
-            probes=obs.probes,
+            probes=probes,
             waiting=self._waiting,
             actions=actions,
             host_ips=self.host_ips,
         )
-        self.status.set(self.pod, new_status)
+        self._set_status(new_status)
+        viewed = msgspec.structs.replace(pod, status=new_status)
+        self._report(viewed, obs, actions)
+        self.host.set_probes(self.uid, pod_probe_assignments(viewed, obs.records, obs.sandbox))
         if actions.delete_pod:
             await self._remove(pod)
             return True
@@ -196,12 +288,20 @@ class PodWorker:
             ):
                 continue  # sidecars stop after the containers they serve
             self._killing.add(record.container_id)
+            if kill.restart:
+                self._kill_reasons[kill.name] = kill.reason
+            self.host.emit(
+                pod, ev.NORMAL, ev.KILLING, kill.message, ev.field_path(kill.kind, kill.name)
+            )
             await self.runtime.stop_container(
                 pod, record, kill.grace_seconds, pre_stop=kill.run_pre_stop
             )
             did = True
         if actions.create_sandbox:
-            await self.runtime.prepare_sandbox(pod)
+            with start_pod_span(pod, "node-agent.sandbox") as span:
+                sandbox = await self.runtime.prepare_sandbox(pod)
+                span.set_attribute("podbus.sandbox.attempt", sandbox.attempt)
+                span.set_attribute("k8s.pod.ip", sandbox.pod_ip)
             did = True
         self._retry_at = None
         for start in (*actions.start_init, *actions.start_ephemeral, *actions.start):
@@ -231,16 +331,103 @@ class PodWorker:
             if any(e.name == name for e in pod.spec.ephemeral_containers)
             else "app"
         )
+        path = ev.field_path(kind, name)
         try:
             await self.runtime.start_container(pod, container, kind, previous)
         except StartError as exc:
+            if self._waiting.get(name) != exc.waiting:
+                self.host.emit(pod, ev.WARNING, exc.waiting.reason, exc.waiting.message, path)
             self._waiting[name] = exc.waiting
             self._retry_at = now + START_RETRY_SECONDS
             return False
         if previous_finished_at is not None:
             self.backoff.record_restart(self.uid, name, previous_finished_at, now)
+            reason = self._kill_reasons.pop(name, "") or (
+                previous.reason if previous is not None and previous.reason else ""
+            )
+            if not reason and previous is not None:
+                reason = "Completed" if previous.exit_code == 0 else "Error"
+            with start_pod_span(
+                pod,
+                "node-agent.restart",
+                attributes={
+                    "k8s.container.name": name,
+                    "podbus.restart.reason": reason,
+                    "podbus.restart.count": (previous.restart_count + 1) if previous else 1,
+                },
+            ):
+                pass
         self._waiting.pop(name, None)
+        self.host.emit(pod, ev.NORMAL, ev.PULLED, ev.pulled_message(container.image), path)
+        self.host.emit(pod, ev.NORMAL, ev.CREATED, f"Created container {name}", path)
         return True
+
+    # -------------------------------------------------------------- reports
+
+    def _report(self, pod: Pod, obs: Observation, actions: PodActions) -> None:
+        """Events and spans for what changed since the last pass."""
+        for fact in container_facts(pod, self._seen, obs.records):
+            record = fact.record
+            name = record.name
+            attrs: dict[str, Any] = {
+                "k8s.container.name": name,
+                "podbus.container.kind": fact.kind,
+                "podbus.container.id": record.container_id,
+                "k8s.container.restart_count": record.restart_count,
+            }
+            if fact.fact == "started":
+                self.host.emit(
+                    pod,
+                    ev.NORMAL,
+                    ev.STARTED,
+                    f"Started container {name}",
+                    ev.field_path(fact.kind, name),
+                )
+                if fact.kind != "init" or self._is_sidecar(pod, name):
+                    with start_pod_span(pod, "node-agent.container.started", attributes=attrs):
+                        pass
+            elif fact.kind == "init" and not self._is_sidecar(pod, name):
+                attrs["podbus.container.exit_code"] = record.exit_code or 0
+                attrs["podbus.container.reason"] = record.reason or (
+                    "Completed" if record.exit_code == 0 else "Error"
+                )
+                with start_pod_span(pod, "node-agent.init-container", attributes=attrs):
+                    pass
+        self._seen = seen_of(obs.records)
+        for wait in actions.backoff:
+            if self._backoff_reported.get(wait.name) != wait.until:
+                self._backoff_reported[wait.name] = wait.until
+                self.host.emit(
+                    pod,
+                    ev.WARNING,
+                    ev.BACK_OFF,
+                    f"Back-off restarting failed container {wait.name} in pod "
+                    f"{pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})",
+                    ev.field_path(wait.kind, wait.name),
+                )
+        ready = pod_ready(pod.status.conditions)
+        if ready and not self._ready:
+            with start_pod_span(pod, "node-agent.ready"):
+                pass
+        self._ready = ready
+        terminal = is_terminal(pod.status.phase)
+        if terminal and not self._terminal:
+            self._terminated_span(pod, pod.status.phase, pod.status.reason)
+        self._terminal = terminal
+
+    def _terminated_span(self, pod: Pod, phase: str, reason: str) -> None:
+        with start_pod_span(
+            pod,
+            "node-agent.terminated",
+            attributes={"podbus.pod.phase": phase, "podbus.pod.reason": reason},
+        ):
+            pass
+
+    @staticmethod
+    def _is_sidecar(pod: Pod, name: str) -> bool:
+        return any(
+            c.name == name and c.restart_policy == "Always" for c in pod.spec.init_containers
+        )
 
     async def _kill_everything(self, pod: Pod, obs: Observation) -> None:
         """The object is gone without us: stop what runs, no status."""
@@ -249,21 +436,31 @@ class PodWorker:
                 await self.runtime.stop_container(pod, record, 0, pre_stop=False)
         await self.runtime.remove_pod(self.uid)
         self.backoff.forget_pod(self.uid)
-        self.status.forget(pod)
+        if not self.static:
+            self.status.forget(pod)
 
     async def _remove(self, pod: Pod) -> None:
-        """A deleted pod has stopped: write its final status, remove it."""
-        await self.status.flushed(pod)
+        """A deleted pod has stopped: write its final status, remove it
+        (a static pod: its mirror)."""
+        if not self._terminal:
+            self._terminated_span(pod, "Deleted", "")
+            self._terminal = True
+        target = self.mirror if self.static else pod
+        if target is not None:
+            await self.status.flushed(target)
+        store_uid = self.mirror.metadata.uid if self.mirror is not None else self.uid
         ns, name = self._key()
         for _attempt in range(5):
+            if self.static and self.mirror is None:
+                break
             current = await self.store.get(Pod, ns, name)
-            if current is None or current.metadata.uid != self.uid:
+            if current is None or current.metadata.uid != store_uid:
                 break
             try:
                 await self.store.remove(Pod, ns, name, current.metadata.resource_version)
                 break
             except Conflict:
                 continue  # a write slipped in between: read again
-        self.status.forget(pod)
+        self.status.forget(target or pod)
         await self.runtime.remove_pod(self.uid)
         self.backoff.forget_pod(self.uid)

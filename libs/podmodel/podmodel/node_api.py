@@ -32,3 +32,37 @@ class ExecResponse(Model):
     stderr: str = ""
     timed_out: bool = False
     error: str = ""
+
+
+LOGS_END_HEADER = "Podbus-Stream-End"
+"""Header on the last message of a followed log stream (its payload is
+empty): the stream is over (container exited, pod gone, time limit)."""
+
+
+class LogsRequest(Model):
+    """Read a container's output (`podctl logs`). Without `follow` the reply
+    is one `LogsReply`. With `follow` the node-agent sends `LogsReply`
+    chunks to the request's reply inbox as output appears, and ends the
+    stream with an empty message carrying the header LOGS_END_HEADER (an
+    error ends it with one LogsReply whose `error` is set, then the end
+    message). `tail_lines` < 0: everything; `previous`: the attempt before
+    the current one; `timestamps`: each line prefixed with its RFC 3339
+    time and a space; `follow_timeout_s` bounds a followed stream."""
+
+    namespace: str
+    pod: str
+    container: str = ""
+    """Empty: the pod's only (first) app container."""
+    follow: bool = False
+    tail_lines: int = -1
+    previous: bool = False
+    timestamps: bool = False
+    follow_timeout_s: float = 300.0
+
+
+class LogsReply(Model):
+    """One chunk of output (the whole output without follow); `error` when
+    the logs cannot be read (no such pod or container)."""
+
+    data: str = ""
+    error: str = ""
