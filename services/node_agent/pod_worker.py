@@ -38,7 +38,7 @@ import msgspec
 from podmodel.pod import ContainerKind, Pod, PodStatus
 from podmodel.probing import ProbeAssignment
 from servicekit.store import Conflict, Store
-from servicekit.telemetry import start_pod_span
+from servicekit.telemetry import TRACEPARENT_ANNOTATION, start_pod_span
 
 from services.node_agent.logic import events as ev
 from services.node_agent.logic.actions import PodActions, compute_pod_actions
@@ -240,7 +240,15 @@ class PodWorker:
         self._set_status(new_status)
         viewed = msgspec.structs.replace(pod, status=new_status)
         self._report(viewed, obs, actions)
-        self.host.set_probes(self.uid, pod_probe_assignments(viewed, obs.records, obs.sandbox))
+        self.host.set_probes(
+            self.uid,
+            pod_probe_assignments(
+                viewed,
+                obs.records,
+                obs.sandbox,
+                traceparent=pod.metadata.annotations.get(TRACEPARENT_ANNOTATION, ""),
+            ),
+        )
         if actions.delete_pod:
             await self._remove(pod)
             return True

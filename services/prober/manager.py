@@ -167,6 +167,11 @@ class ProbeManager:
     def __len__(self) -> int:
         return len(self._workers)
 
+    def assignment(self, key: ProbeKey) -> ProbeAssignment | None:
+        """The assignment a probe runs under now."""
+        worker = self._workers.get(key)
+        return worker.assignment if worker else None
+
     def state(self, key: ProbeKey) -> ProbeState | None:
         worker = self._workers.get(key)
         return worker.state if worker else None

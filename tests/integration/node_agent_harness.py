@@ -17,7 +17,8 @@ from podmodel.meta import ObjectMeta
 from podmodel.pod import Container, Pod, PodSpec
 from servicekit.store import Store
 
-from services.node_agent.agent import AgentConfig, NodeAgent
+from services.node_agent.agent import AgentConfig, NodeAgent, ProbeSource
+from services.node_agent.events import EventRecorder
 from services.node_agent.logic.backoff import BackoffConfig
 from services.node_agent.runtime_simulated import SimulatedRuntime
 from services.node_agent.status_manager import StatusManager
@@ -91,23 +92,43 @@ async def running_agent(
     runtime: SimulatedRuntime | None = None,
     store: Store | None = None,
     nc: NATS | None = None,
+    probes: ProbeSource = "runtime",
+    static_pod_dir: str = "",
+    static_rescan_s: float = 20.0,
 ) -> AsyncIterator[Harness]:
     own_nc = nc is None
     nc = nc or await nats.connect(nats_url, reconnect_time_wait=0.1)
     own_store = store is None
     store = store or await Store.connect(redis_url, publish=nc.publish)
     status = StatusManager(store)
+    events = EventRecorder(store, window=0.05)
     runtime = runtime or SimulatedRuntime()
     agent = NodeAgent(
-        AgentConfig(node_name=node, backoff=FAST_BACKOFF, resync_s=5.0),
+        AgentConfig(
+            node_name=node,
+            backoff=FAST_BACKOFF,
+            resync_s=5.0,
+            probes=probes,
+            static_pod_dir=static_pod_dir,
+            static_rescan_s=static_rescan_s,
+        ),
         store=store,
         nc=nc,
         runtime=runtime,
         status=status,
+        events=events,
     )
-    tasks = [asyncio.create_task(status.run()), asyncio.create_task(agent.run())]
+    tasks = [
+        asyncio.create_task(status.run()),
+        asyncio.create_task(events.run()),
+        asyncio.create_task(agent.run()),
+    ]
     try:
         await agent.informer.wait_synced(10)
+        async with asyncio.timeout(10):
+            await agent.node_api_ready.wait()
+            if agent.probe_link is not None:
+                await agent.probe_link.ready.wait()
         yield Harness(nc, store, status, agent, runtime)
     finally:
         for task in tasks:

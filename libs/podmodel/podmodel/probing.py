@@ -53,6 +53,9 @@ class ProbeAssignment(Model):
     """The container's status.started as the node-agent knows it (its
     startup probe has passed). Lets a restarted prober ungate liveness and
     readiness without running the startup probe again."""
+    traceparent: str = ""
+    """The pod's trace (its podbus.io/traceparent annotation), so the prober
+    adds its transition spans to the pod's trace."""
 
     @property
     def key(self) -> ProbeKey:

@@ -36,7 +36,11 @@ def _probed_containers(pod: Pod) -> Iterable[Container]:
 
 
 def pod_probe_assignments(
-    pod: Pod, records: Sequence[ContainerRecord], sandbox: SandboxRecord | None
+    pod: Pod,
+    records: Sequence[ContainerRecord],
+    sandbox: SandboxRecord | None,
+    *,
+    traceparent: str = "",
 ) -> list[ProbeAssignment]:
     """The probes to run now for `pod` (empty while nothing with a probe
     runs, and once the pod is being deleted: a terminating pod is not
@@ -73,6 +77,7 @@ def pod_probe_assignments(
                     ports=list(container.ports),
                     started_at=rfc3339(record.started_at) if record.started_at else None,
                     started=started.get(container.name, False),
+                    traceparent=traceparent,
                 )
             )
     return out

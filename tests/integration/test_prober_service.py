@@ -1,0 +1,238 @@
+"""The prober service with a node-agent (simulated runtime, `probes=prober`)
+against real NATS and Redis: liveness through HTTP against a local server
+restarts the container with the kubelet's events; readiness follows the
+server; exec probes run through the node-agent's exec subject; a prober
+that starts after the node-agent asks for the assignment again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from podmodel.event import Event
+from podmodel.pod import ExecAction, HTTPGetAction, Pod, Probe
+from servicekit.bus import Bus
+from servicekit.runner import HealthReply
+
+from services.prober.service import ProberConfig, ProberService
+from tests.conftest import wait_for
+from tests.integration.node_agent_harness import make_pod, running_agent
+
+ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class StatusServer:
+    """A local HTTP server answering every request with `self.status`."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.hits = 0
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            self.hits += 1
+            body = b"ok" if self.status < 400 else b"boom"
+            writer.write(
+                f"HTTP/1.1 {self.status} X\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        writer.close()
+
+    async def __aenter__(self) -> StatusServer:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def in_process_prober(nats_url: str, node: str = "n1") -> AsyncIterator[ProberService]:
+    bus = await Bus.connect(nats_url, "prober-test")
+    service = ProberService(ProberConfig(node=node, heartbeat_s=60.0, sync_s=0.5), bus)
+    await service.start()
+    task = asyncio.create_task(service.run())
+    try:
+        yield service
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await bus.close()
+
+
+def http_probe(port: int, **kw: int) -> Probe:
+    return Probe(
+        http_get=HTTPGetAction(path="/healthz", port=port, host="127.0.0.1"),
+        period_seconds=1,
+        **kw,
+    )
+
+
+async def pod_events(h, name: str) -> list[Event]:  # type: ignore[no-untyped-def]
+    events, _rv = await h.store.list(Event, "default")
+    return [e for e in events if e.involved_object.name == name]
+
+
+async def test_liveness_failure_restarts_the_container_with_kubelet_events(
+    nats_url: str, redis_url: str
+) -> None:
+    async with (
+        StatusServer() as server,
+        running_agent(nats_url, redis_url, probes="prober") as h,
+        in_process_prober(nats_url),
+    ):
+        pod = make_pod("live", "app")
+        pod.spec.containers[0].liveness_probe = http_probe(server.port, failure_threshold=2)
+        pod.spec.containers[0].readiness_probe = http_probe(server.port, failure_threshold=1)
+        await h.store.create(pod)
+
+        async def ready() -> bool:
+            p = await h.pod("live")
+            return (
+                p is not None
+                and bool(p.status.container_statuses)
+                and bool(p.status.container_statuses[0].ready)
+            )
+
+        await wait_for(ready, 15, message="ready through the prober's readiness probe")
+        server.status = 500
+
+        async def restarted() -> Pod | None:
+            p = await h.pod("live")
+            if p is None or not p.status.container_statuses:
+                return None
+            return p if p.status.container_statuses[0].restart_count >= 1 else None
+
+        server_fixed = False
+
+        async def restarted_then_fixed() -> Pod | None:
+            nonlocal server_fixed
+            p = await restarted()
+            if p is not None and not server_fixed:
+                server.status = 200  # let it live after the first restart
+                server_fixed = True
+            return p
+
+        p = await wait_for(restarted_then_fixed, 20, message="restart after liveness failure")
+        last = p.status.container_statuses[0].last_state.terminated
+        assert last is not None
+
+        async def events_written() -> list[Event] | None:
+            events = await pod_events(h, "live")
+            reasons = {e.reason for e in events}
+            return events if {"Unhealthy", "Killing", "Started", "Created"} <= reasons else None
+
+        events = await wait_for(events_written, 10, message="Unhealthy and Killing events")
+        unhealthy = {e.message for e in events if e.reason == "Unhealthy"}
+        assert "Liveness probe failed: HTTP probe failed with statuscode: 500" in unhealthy
+        assert "Readiness probe failed: HTTP probe failed with statuscode: 500" in unhealthy
+        killing = [e for e in events if e.reason == "Killing"]
+        assert killing[0].message == "Container app failed liveness probe, will be restarted"
+        assert killing[0].involved_object.field_path == "spec.containers{app}"
+        assert killing[0].source.component == "kubelet" and killing[0].type == "Normal"
+        started = [e for e in events if e.reason == "Started"]
+        assert started[0].message == "Started container app" and started[0].count >= 2
+
+        # Healthy again: the new attempt turns ready through the prober.
+        await wait_for(ready, 15, message="ready again after the restart")
+
+
+async def test_exec_probe_runs_through_the_node_agent(nats_url: str, redis_url: str) -> None:
+    async with (
+        running_agent(nats_url, redis_url, probes="prober") as h,
+        in_process_prober(nats_url) as prober,
+    ):
+        pod = make_pod("execp", "app")
+        pod.spec.containers[0].readiness_probe = Probe(
+            exec=ExecAction(command=["cat", "/tmp/healthy"]), period_seconds=1
+        )
+        await h.store.create(pod)
+
+        async def ready() -> bool:
+            p = await h.pod("execp")
+            return bool(p and p.status.container_statuses and p.status.container_statuses[0].ready)
+
+        await wait_for(ready, 15, message="ready by an exec probe")
+        stored = await h.pod("execp")
+        assert stored is not None
+        state = prober.manager.state((stored.metadata.uid, "app", "readiness"))
+        assert state is not None and state.result == "success"
+
+
+async def test_prober_started_later_asks_for_the_assignment(nats_url: str, redis_url: str) -> None:
+    async with StatusServer() as server, running_agent(nats_url, redis_url, probes="prober") as h:
+        pod = make_pod("late", "app")
+        pod.spec.containers[0].readiness_probe = http_probe(server.port)
+        await h.store.create(pod)
+
+        async def running() -> bool:
+            p = await h.pod("late")
+            return bool(p and p.status.phase == "Running")
+
+        await wait_for(running, 10, message="running")
+        p = await h.pod("late")
+        assert p is not None and not p.status.container_statuses[0].ready  # nobody probes yet
+        async with in_process_prober(nats_url) as prober:
+            await wait_for(lambda: len(prober.manager) == 1, 10, message="assignment after sync")
+
+            async def ready() -> bool:
+                p = await h.pod("late")
+                return bool(p and p.status.container_statuses[0].ready)
+
+            await wait_for(ready, 15, message="ready once the prober runs")
+
+
+async def test_prober_process_probes_for_the_node_agent_and_stops_on_sigterm(
+    nats_url: str, redis_url: str
+) -> None:
+    async with StatusServer() as server, running_agent(nats_url, redis_url, probes="prober") as h:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.prober",
+            "--node",
+            "n1",
+            "--instance",
+            "t",
+            env={**os.environ, "NATS_URL": nats_url, "PYTHONPATH": ROOT},
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            pod = make_pod("proc", "app")
+            pod.spec.containers[0].readiness_probe = http_probe(server.port)
+            await h.store.create(pod)
+
+            async def ready() -> bool:
+                p = await h.pod("proc")
+                return bool(
+                    p and p.status.container_statuses and p.status.container_statuses[0].ready
+                )
+
+            await wait_for(ready, 20, message="ready through the prober process")
+            assert server.hits >= 1
+            reply = await Bus(h.nc).request("podbus.health.prober.t", {}, HealthReply, timeout=2)
+            assert reply.details["probes"] == 1 and reply.details["node"] == "n1"
+            proc.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                rc = await proc.wait()
+            assert rc == 0, (await proc.stderr.read()).decode() if proc.stderr else rc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
