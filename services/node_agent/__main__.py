@@ -21,6 +21,7 @@ import sys
 
 import nats
 from servicekit.store import Store
+from servicekit.telemetry import setup_tracing, shutdown_tracing
 
 from services.node_agent.hollow import EngineConfig, SimulatedNodes, hollow_node_configs
 from services.node_agent.logic.backoff import BackoffConfig
@@ -121,7 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    return asyncio.run(serve(args))
+    # Tracing from the OTEL_* variables (off without an exporter).
+    setup_tracing(
+        "node-agent", f"{args.name if not args.nodes else args.node_prefix}-{os.getpid()}"
+    )
+    try:
+        return asyncio.run(serve(args))
+    finally:
+        shutdown_tracing()
 
 
 if __name__ == "__main__":
