@@ -235,6 +235,32 @@ class SchedulingQueue:
         parked pod gets another chance (its own change may help it)."""
         self.add(pi, now)
 
+    def refresh(self, pi: PodInfo) -> bool:
+        """A change that cannot make the pod schedulable (its status, say,
+        after the scheduler's own PodScheduled write): keep the pod where it
+        is with the newer version, so a later binding compares against the
+        current resourceVersion. False when the pod is not queued."""
+        entry = self._active_keys.get(pi.key) or self._backoff_keys.get(pi.key)
+        q = entry[0] if entry is not None else None
+        if q is None:
+            q = self._unschedulable.get(pi.key) or self._in_flight.get(pi.key)
+        if q is None:
+            return False
+        q.pod_info = pi
+        return True
+
+    def requeue_in_flight(self, now: float) -> int:
+        """Every pod whose cycle was interrupted (leadership lost mid-batch)
+        goes back to activeQ or backoffQ. Returns how many."""
+        moved = list(self._in_flight.values())
+        self._in_flight.clear()
+        for q in moved:
+            if q.key in self._deleted_in_flight or q.key in self:
+                continue
+            self._requeue(q, now)
+        self._deleted_in_flight.clear()
+        return len(moved)
+
     def delete(self, key: str) -> None:
         """The pod was deleted or bound by someone else: forget it."""
         self._remove_everywhere(key)

@@ -780,6 +780,20 @@ class Store:
         marked; None when it is gone."""
         return await self._delete_one(kind, namespace, name, expected_rv or "", "0")
 
+    async def delete_many(
+        self,
+        deletions: Sequence[tuple[str | type[KubeObject], str, str, int | None, str | None]],
+    ) -> builtins.list[KubeObject | StoreError | None]:
+        """`delete` for many objects in one round trip: (kind, namespace,
+        name, grace period or None, expected resourceVersion or None). One
+        result each: the marked object, None when removed, or the error."""
+        ops = []
+        for kind, namespace, name, grace, expected in deletions:
+            layout = layout_for_kind(kind)
+            grace_arg = "" if grace is None else str(max(0, grace))
+            ops.append(self._op(layout, namespace, name, [expected or "", grace_arg]))
+        return await self._write(self._delete, ops, deleted_as_none=True)
+
     async def _delete_one(
         self, kind: str | type[KubeObject], namespace: str, name: str, expected: str, grace: str
     ) -> KubeObject | None:
@@ -804,10 +818,15 @@ class Store:
         return cast(T, result)
 
     async def bind_many(
-        self, bindings: Sequence[tuple[str, str, str, str | None]]
+        self,
+        bindings: Sequence[tuple[str, str, str, str | None]],
+        *,
+        fence: tuple[str, int] | None = None,
     ) -> builtins.list[KubeObject | StoreError]:
         """Bind pods: (namespace, name, node, expected resourceVersion or None
-        for unconditional). Conflict if a pod is already bound or changed."""
+        for unconditional). Conflict if a pod is already bound or changed.
+        `fence` (token key, token): bind only while the key still holds that
+        token (a leader's term, see servicekit.leader), else all Conflict."""
         cls = kind_type("Pod")
         if cls is None:
             raise StoreError("kind Pod is not registered")
@@ -817,7 +836,8 @@ class Store:
             if not node or node == UNBOUND:
                 raise Invalid("a binding needs a node name", kind="Pod", namespace=ns, name=name)
             ops.append(self._op(layout, ns, name, [rv or "", node]))
-        return await self._write(self._bind, ops)
+        extra = [fence[0], str(fence[1])] if fence is not None else []
+        return await self._write(self._bind, ops, extra_args=extra)
 
     # -------------------------------------------------------------- plumbing
 
@@ -831,8 +851,11 @@ class Store:
         )
         return _Op(layout, ns, name, keys, args)
 
-    async def _run(self, script: Any, ops: Sequence[_Op]) -> builtins.list[Any]:
-        """Run a write script over `ops`, CHUNK at a time, chunks concurrently."""
+    async def _run(
+        self, script: Any, ops: Sequence[_Op], extra_args: Sequence[str] = ()
+    ) -> builtins.list[Any]:
+        """Run a write script over `ops`, CHUNK at a time, chunks concurrently
+        (`extra_args` follow the payload: ARGV[4]...)."""
         if not ops:
             return []
         now = str(int(time.time()))
@@ -845,7 +868,7 @@ class Store:
             payload = lua_payload(items)
             return cast(
                 "builtins.list[Any]",
-                await script(keys=[RV_KEY], args=[NODE_INDEX_PREFIX, now, payload]),
+                await script(keys=[RV_KEY], args=[NODE_INDEX_PREFIX, now, payload, *extra_args]),
             )
 
         if len(ops) <= CHUNK:
@@ -854,11 +877,16 @@ class Store:
         return [reply for part in parts for reply in part]
 
     async def _write(
-        self, script: Any, ops: Sequence[_Op], *, deleted_as_none: bool = False
+        self,
+        script: Any,
+        ops: Sequence[_Op],
+        *,
+        deleted_as_none: bool = False,
+        extra_args: Sequence[str] = (),
     ) -> builtins.list[Any]:
         """Run a snapshot-returning script, publish the changes, and return the
         resulting objects (None for removed ones when `deleted_as_none`)."""
-        replies = await self._run(script, ops)
+        replies = await self._run(script, ops, extra_args)
         results: builtins.list[Any] = []
         changes: builtins.list[_Change] = []
         for op, reply in zip(ops, replies, strict=True):

@@ -230,12 +230,24 @@ return out
 """
 )
 
-# bind: keys, then expected_rv node  (pods only; sets spec.nodeName if unbound)
+# bind: keys, then expected_rv node  (pods only; sets spec.nodeName if unbound).
+# Optional fencing: ARGV[4] a key holding the current leader term's token,
+# ARGV[5] the binder's token; when they differ nothing is bound (a leader
+# whose term is over must not bind, even if its lease ran out mid-batch).
 STRIDE_BIND = 5
 BIND = (
     _PRELUDE
     + r"""
 local out = {}
+if ARGV[4] and ARGV[4] ~= '' then
+  local current = redis.call('GET', ARGV[4])
+  if current ~= ARGV[5] then
+    for i = 1, #A / 5 do
+      out[i] = 'Conflict:fenced: leader token ' .. ARGV[5] .. ' is not the current ' .. tostring(current)
+    end
+    return out
+  end
+end
 for i = 1, #A / 5 do
   local a = 1 + (i - 1) * 5
   local key, kidx, nsidx = A[a], A[a + 1], A[a + 2]
