@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -21,12 +21,22 @@ import nats
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client as NATS
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import StatusCode
 from podmodel.event import Event
 from podmodel.meta import ObjectMeta
 from podmodel.node import Node, NodeSpec, NodeStatus, Taint
 from podmodel.pod import Container, Pod, PodSpec, ResourceRequirements
+from servicekit import telemetry
 from servicekit.leader import LeaderElection, token_key
 from servicekit.store import Conflict, Store
+from servicekit.telemetry import (
+    TRACEPARENT_ANNOTATION,
+    LocalSpanRecorder,
+    new_root_traceparent,
+    traceparent_ids,
+)
 
 from services.scheduler.driver import LEASE_NAME, Scheduler
 from tests.conftest import wait_for
@@ -421,3 +431,57 @@ async def test_standby_takes_over_within_one_lease_ttl_and_binds_nothing_twice(
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+# ------------------------------------------------------------------ tracing
+
+
+@pytest.fixture
+def recorder() -> Iterator[LocalSpanRecorder]:
+    rec = LocalSpanRecorder()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(rec))
+    previous = telemetry.use_provider(provider)
+    try:
+        yield rec
+    finally:
+        telemetry.use_provider(previous)
+
+
+def _traced(p: Pod) -> Pod:
+    p.metadata.annotations[TRACEPARENT_ANNOTATION] = new_root_traceparent(p)
+    return p
+
+
+async def test_spans_in_the_pods_trace(
+    nats_url: str, redis_url: str, store: Store, recorder: LocalSpanRecorder
+) -> None:
+    await store.create_many([make_node("a", cpu="1"), make_node("b", cpu="4")])
+    async with scheduler(nats_url, redis_url):
+        ok = await store.create(_traced(make_pod("ok", cpu="2")))
+        stuck = await store.create(_traced(make_pod("stuck", cpu="16")))
+        await wait_for(lambda: bound_node(store, "ok"))
+        ok_tp = ok.metadata.annotations[TRACEPARENT_ANNOTATION]
+        stuck_tp = stuck.metadata.annotations[TRACEPARENT_ANNOTATION]
+
+        def names(tp: str) -> set[str]:
+            return {s.name for s in recorder.trace_of(tp)}
+
+        await wait_for(lambda: "scheduler.bound" in names(ok_tp), message="bound span")
+        await wait_for(lambda: "scheduler.unschedulable" in names(stuck_tp))
+    spans = {s.name: s for s in recorder.trace_of(ok_tp)}
+    assert {"scheduler.queued", "scheduler.filtered", "scheduler.scored"} <= set(spans)
+    filtered = spans["scheduler.filtered"].attributes or {}
+    assert filtered["scheduler.filter.NodeResourcesFit.passed"] == 1
+    assert filtered["scheduler.nodes.evaluated"] == 2
+    scored = spans["scheduler.scored"].attributes or {}
+    assert scored["scheduler.node"] == "b"
+    assert "scheduler.score" in scored
+    assert (spans["scheduler.bound"].attributes or {})["k8s.node.name"] == "b"
+    root_ids = traceparent_ids(ok_tp)
+    assert root_ids is not None
+    assert spans["scheduler.bound"].parent is not None
+    assert spans["scheduler.bound"].parent.span_id == root_ids[1]
+    unsched = {s.name: s for s in recorder.trace_of(stuck_tp)}["scheduler.unschedulable"]
+    assert "Insufficient cpu" in str((unsched.attributes or {})["scheduler.reason"])
+    assert unsched.status.status_code == StatusCode.ERROR
