@@ -149,8 +149,13 @@ class NodeAgent:
         try:
             if self.config.serve_node_api:
                 await self._serve_node_api()
-            if self.static is not None:
+            if self.static is not None or self.probe_link is not None:
                 await self.informer.wait_synced()
+            if self.probe_link is not None:
+                # Let the workers of the listed pods make their first pass.
+                await asyncio.sleep(0.1)
+                self.probe_link.pods_known.set()
+            if self.static is not None:
                 tasks.append(asyncio.create_task(self.static.run(), name=f"static {self.node}"))
             done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -222,6 +227,8 @@ class NodeAgent:
         if entry is not None:
             entry[0].update(pod)
             return
+        if self.probe_link is not None:
+            self.probe_link.seed(pod)
         worker = PodWorker(
             pod,
             runtime=self.runtime,
@@ -417,8 +424,15 @@ class NodeAgent:
             if record is None:
                 raise LogsError(f'container "{name}" in pod "{req.pod}" is waiting to start')
             attempt = record
-        data = await self.runtime.logs(pod, name, previous=req.previous)
         running = not req.previous and attempt.state == "running"
+        timed = getattr(self.runtime, "logs_timestamped", None)
+        if req.timestamps and not whole and timed is not None:
+            # Optional runtime extension: [(epoch seconds, line bytes), ...].
+            lines = await timed(pod, name, previous=req.previous)
+            if req.tail_lines >= 0:
+                lines = lines[len(lines) - req.tail_lines :] if req.tail_lines else []
+            return b"".join(stamp_lines(line, at) for at, line in lines), running
+        data = await self.runtime.logs(pod, name, previous=req.previous)
         if whole:
             return data, running
         data = tail(data, req.tail_lines)

@@ -27,6 +27,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from podmodel.codec import DecodeError, decode, encode
+from podmodel.pod import Pod
 from podmodel.probing import (
     ProbeAssignment,
     ProbeAssignmentSet,
@@ -62,6 +63,9 @@ class ProbeLink:
         self._dirty = asyncio.Event()
         self._subs: list[Subscription] = []
         self.ready = asyncio.Event()
+        #: set by the agent once its pods are known (informer synced and the
+        #: workers had a first pass): no half assignment goes out before
+        self.pods_known = asyncio.Event()
 
     # -------------------------------------------------------------- workers
 
@@ -75,6 +79,28 @@ class ProbeLink:
         else:
             self._by_pod.pop(uid, None)
         self._dirty.set()
+
+    def seed(self, pod: Pod) -> None:
+        """Results a restarted agent takes from the pod's stored status for
+        the attempts still running (ready -> readiness Success, started ->
+        startup Success), so adopting a pod does not flap it unready until
+        the prober reports again."""
+        for status in (*pod.status.init_container_statuses, *pod.status.container_statuses):
+            if status.state.running is None or not status.container_id:
+                continue
+            for probe_type, value in (("readiness", status.ready), ("startup", status.started)):
+                if value:
+                    self.book.record(
+                        ProbeResult(
+                            pod_uid=pod.metadata.uid,
+                            namespace=pod.metadata.namespace,
+                            pod_name=pod.metadata.name,
+                            container_name=status.name,
+                            container_id=status.container_id,
+                            probe_type=probe_type,  # type: ignore[arg-type]
+                            result="success",
+                        )
+                    )
 
     def results(self, uid: str) -> ProbeResults:
         return self.book.results(uid)
@@ -101,7 +127,10 @@ class ProbeLink:
         except DecodeError as exc:
             log.warning("bad probe sync request on %s: %s", msg.subject, exc)
             return
-        await self.publish_now()
+        if self.pods_known.is_set():
+            await self.publish_now()
+        else:
+            self._dirty.set()  # the first publish follows soon
 
     async def _on_report(self, msg: Msg) -> None:
         try:
@@ -124,6 +153,8 @@ class ProbeLink:
         ]
         self.ready.set()
         try:
+            await self.pods_known.wait()
+            await asyncio.sleep(self.window)
             await self.publish_now()  # a prober that is already up takes it
             while True:
                 await self._dirty.wait()

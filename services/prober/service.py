@@ -8,7 +8,9 @@
   first assignment arrives (the node-agent may start later);
 - publishes `ProbeReport`s on `probe_result(node)`: transitions as they
   happen (batched per loop turn by the manager), plus a heartbeat with the
-  state of every probe every `heartbeat_s` seconds;
+  state of every probe every `heartbeat_s` seconds, and at once when the
+  assignment's generation goes back (the node-agent restarted and lost the
+  results it had);
 - exec probes are `ExecRequest`s to the node-agent on `node_exec(node)`;
 - one span `prober.transition` in the pod's trace per transition (the
   traceparent comes with the assignment), with the probe type, result and
@@ -113,8 +115,14 @@ class ProberService:
                 "assignment for node %s on %s's subject ignored", assignments.node, self.node
             )
             return
+        restarted = self.assigned.is_set() and assignments.generation <= self.manager.generation
         diff = self.manager.apply(assignments)
         self.assigned.set()
+        if restarted:
+            # The node-agent restarted (its generations start again at 1) and
+            # lost the results: give it the current state now rather than at
+            # the next heartbeat, since only transitions are reported.
+            self._queue_report(self.manager.heartbeat())
         if diff.added or diff.removed or diff.replaced:
             log.info(
                 "assignment %d: %d probes (+%d -%d ~%d)",

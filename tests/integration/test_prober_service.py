@@ -236,3 +236,40 @@ async def test_prober_process_probes_for_the_node_agent_and_stops_on_sigterm(
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def test_restarted_node_agent_keeps_readiness_and_follows_the_prober(
+    nats_url: str, redis_url: str
+) -> None:
+    async with StatusServer() as server, in_process_prober(nats_url):
+        pod = make_pod("keep", "app")
+        pod.spec.containers[0].readiness_probe = http_probe(server.port, failure_threshold=1)
+
+        async def ready(h) -> str | None:  # type: ignore[no-untyped-def]
+            p = await h.pod("keep")
+            if p and p.status.container_statuses and p.status.container_statuses[0].ready:
+                return p.status.container_statuses[0].container_id
+            return None
+
+        async with running_agent(nats_url, redis_url, probes="prober") as h:
+            await h.store.create(pod)
+            first = await wait_for(lambda: ready(h), 15, message="ready under the first agent")
+        async with running_agent(nats_url, redis_url, probes="prober") as h2:
+            seen = await h2.record_events("keep")
+            link = h2.agent.probe_link
+            assert link is not None
+            await wait_for(lambda: link.assignment_set().probes, 10, message="a first pass")
+            worker = h2.agent.worker_of("default", "keep")
+            assert worker is not None
+            view = h2.status.status_of(worker.pod)
+            assert view.container_statuses[0].ready  # seeded: no flap to unready
+            assert view.container_statuses[0].container_id == first  # adopted, not restarted
+            server.status = 503  # the prober (never restarted) reports the change
+
+            async def unready() -> bool:
+                return await ready(h2) is None
+
+            await wait_for(unready, 10, message="unready through the prober after the restart")
+            assert all(p.status.container_statuses[0].ready is False for _t, p in seen), (
+                "readiness flapped"
+            )

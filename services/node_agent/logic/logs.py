@@ -2,10 +2,12 @@
 which container is meant, the last N lines, timestamps. Pure.
 
 Timestamps: the Runtime interface hands over bytes, not timed lines. A
-runtime that keeps times per line may offer `logs_timestamped`; otherwise
-every line of an attempt is stamped with that attempt's start time (the
-simulated runtime writes its whole log at start, so that is exact there),
-and followed output with the time it was read.
+runtime that keeps times per line may offer the optional method
+`logs_timestamped(pod, container, *, previous) -> list[tuple[float, bytes]]`
+(epoch seconds, one line each), which the agent then uses; otherwise every
+line of an attempt is stamped with that attempt's start time (the simulated
+runtime writes its whole log at start, so that is exact there), and
+followed output with the time it was read.
 """
 
 from __future__ import annotations
