@@ -65,6 +65,7 @@ from podmodel.pod import (
 )
 from podmodel.quantity import cpu_millis, memory_bytes
 from podmodel.selector import LabelSelector
+from servicekit.bus import Bus
 from servicekit.embedded import NatsServer, RedisServer
 from servicekit.store import Store, StoreError
 
@@ -269,11 +270,15 @@ def check(pods: list[Pod], nodes: list[Node], observer: BindObserver) -> tuple[i
             twice += 1
     over = 0
     for n in nodes:
-        u = use.get(n.metadata.name)
-        if u is None:
+        used = use.get(n.metadata.name)
+        if used is None:
             continue
         a = n.status.allocatable
-        if u[0] > cpu_millis(a["cpu"]) or u[1] > memory_bytes(a["memory"]) or u[2] > int(a["pods"]):
+        if (
+            used[0] > cpu_millis(a["cpu"])
+            or used[1] > memory_bytes(a["memory"])
+            or used[2] > int(a["pods"])
+        ):
             over += 1
     return twice, over, unbound
 
@@ -358,8 +363,16 @@ async def bind_ceiling(redis_url: str, pods: int) -> float:
     return rate
 
 
-async def run(scale: float, only: list[str], profile: bool) -> None:
-    with NatsServer() as ns, RedisServer(appendonly=False) as rs:
+async def run(scale: float, only: list[str], profile: bool, jetstream: bool) -> None:
+    ns, rs = NatsServer(), RedisServer(appendonly=False)
+    ns.start()
+    rs.start()
+    try:
+        if jetstream:  # as deployed: the watch subjects are kept in PODBUS_WATCH
+            bus = await Bus.connect(ns.url, "bench-streams")
+            await bus.ensure_streams()
+            await bus.close()
+        print(f"JetStream watch stream: {'on' if jetstream else 'off'}")
         rates: dict[str, float] = {}
         for sc in scenarios(scale):
             if only and sc.name not in only:
@@ -372,6 +385,9 @@ async def run(scale: float, only: list[str], profile: bool) -> None:
         if "SchedulingBasic" in rates:
             goal = "met" if rates["SchedulingBasic"] >= 1500 else "MISSED"
             print(f"SchedulingBasic goal 1500 pods/s: {goal}")
+    finally:
+        ns.close()
+        rs.close()
 
 
 def main() -> None:
@@ -381,8 +397,13 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=1.0, help="multiply node and pod counts")
     p.add_argument("--scenario", action="append", default=[], help="run only these (repeatable)")
     p.add_argument("--profile", action="store_true", help="record the scheduler with py-spy")
+    p.add_argument(
+        "--no-jetstream",
+        action="store_true",
+        help="do not create the PODBUS_WATCH stream (watch events not persisted)",
+    )
     args = p.parse_args()
-    asyncio.run(run(args.scale, args.scenario, args.profile))
+    asyncio.run(run(args.scale, args.scenario, args.profile, not args.no_jetstream))
 
 
 if __name__ == "__main__":

@@ -92,6 +92,7 @@ lets the informers run."""
 FLUSH_EVERY_S = 1.0
 """kube-scheduler flushes back-offs and stale unschedulable pods every second."""
 WRITE_BATCH = 1000
+MAX_CONFLICT_READS = 100
 
 
 @dataclass
@@ -220,10 +221,16 @@ class Scheduler:
 
     def _enqueue(self, pod: Pod) -> None:
         pi = PodInfo.of(pod)
+        self._nominated(pi)
         self.queue.add(pi, self.clock())
         if telemetry.enabled():
             self._queued_wall.setdefault(pi.key, time.time_ns())
         self._wake.set()
+
+    def _nominated(self, pi: PodInfo) -> None:
+        """Nominations survive a leader change through status.nominatedNodeName."""
+        if pi.nominated_node_name and self.snapshot.nominated_node_of(pi.key) is None:
+            self.snapshot.nominate(pi, pi.nominated_node_name)
 
     def _on_pod_add(self, pod: Pod) -> None:
         if pod.spec.node_name:
@@ -249,7 +256,9 @@ class Scheduler:
             self._forget_unbound(new)
             return
         if schedulable_change(old, new):
-            self.queue.update(PodInfo.of(new), self.clock())
+            pi = PodInfo.of(new)
+            self._nominated(pi)
+            self.queue.update(pi, self.clock())
             self._wake.set()
         elif not self.queue.refresh(PodInfo.of(new)):
             self._enqueue(new)
@@ -374,12 +383,14 @@ class Scheduler:
             now_s = rfc3339(time.time())
             now_ns = time.time_ns()
             tracing = telemetry.enabled()
+            conflicts: list[PodInfo] = []
             for b, res in zip(batch, results, strict=True):
                 key = b.pi.key
                 if isinstance(res, StoreError):
                     self.snapshot.forget_pod(key)
                     if isinstance(res, Conflict):
                         self.stats.bind_conflicts += 1
+                        conflicts.append(b.pi)
                     else:
                         self.stats.bind_errors += 1
                     log.debug("binding %s to %s failed: %s", key, b.node, res)
@@ -402,8 +413,30 @@ class Scheduler:
                     self._trace_bind(b, "")
             self._writes_ready.set()
             self._wake.set()
+            if conflicts:
+                await self._refresh_conflicted(conflicts)
         finally:
             done.release()
+
+    async def _refresh_conflicted(self, pods: list[PodInfo]) -> None:
+        """A conflict means our copy is stale, and its watch event may be lost
+        (a leader that died between its bind and the publish): read the pods
+        again and feed them through the informer, so a pod bound meanwhile
+        leaves the queue now rather than at the next resync. Many conflicts
+        (a fenced batch): list everything again instead."""
+        if len(pods) > MAX_CONFLICT_READS:
+            self.pods.relist()
+            return
+        try:
+            fresh = await asyncio.gather(*(self.store.get(Pod, p.namespace, p.name) for p in pods))
+        except Exception as exc:
+            log.info("re-reading %d conflicted pods failed: %s", len(pods), exc)
+            return
+        for pod in fresh:
+            if pod is not None:
+                rv = pod.metadata.resource_version
+                self.pods.apply_event("MODIFIED", pod, int(rv) if rv.isdigit() else 0)
+        await self.pods.dispatch()
 
     # -------------------------------------------------------------- failures
 
@@ -577,4 +610,6 @@ class Scheduler:
             "bind_conflicts": self.stats.bind_conflicts,
             "unschedulable": self.stats.unschedulable,
             "preemptions": self.stats.preemptions,
+            "status_writes": self.stats.status_writes,
+            "events_written": self.stats.events_written,
         }
