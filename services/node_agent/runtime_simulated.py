@@ -296,8 +296,15 @@ class SimulatedRuntime:
     async def exec(self, pod: Pod, container: str, command: list[str]) -> ExecResult:
         sim = self._pods.get(pod.metadata.uid)
         attempt = sim.containers.get(container) if sim is not None else None
-        if attempt is None or self._observed(attempt, self.clock()).state != "running":
+        now = self.clock()
+        if attempt is None or self._observed(attempt, now).state != "running":
             return ExecResult(exit_code=126, stderr=b"container not running\n")
+        run = attempt.run
+        fails_after = run.behaviour.exec_fails_after if run is not None else None
+        if run is not None and fails_after is not None and now - run.started_at >= fails_after:
+            prog, what = (command[0], command[-1]) if command else ("sh", "")
+            message = f"{prog}: can't open '{what}': No such file or directory\n"
+            return ExecResult(exit_code=1, stderr=message.encode())
         return ExecResult(exit_code=0, stdout=(" ".join(command) + "\n").encode())
 
     async def logs(self, pod: Pod, container: str, *, previous: bool = False) -> bytes:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from podmodel.event import Event
+from podmodel.manifest import load_manifests
 from podmodel.pod import ExecAction, HTTPGetAction, Pod, Probe
 from servicekit.bus import Bus
 from servicekit.runner import HealthReply
@@ -24,6 +25,7 @@ from tests.conftest import wait_for
 from tests.integration.node_agent_harness import make_pod, running_agent
 
 ROOT = str(Path(__file__).resolve().parents[2])
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "k8s-examples"
 
 
 class StatusServer:
@@ -273,3 +275,43 @@ async def test_restarted_node_agent_keeps_readiness_and_follows_the_prober(
             assert all(p.status.container_statuses[0].ready is False for _t, p in seen), (
                 "readiness flapped"
             )
+
+
+async def test_exec_liveness_example_restarts_when_the_file_is_gone(
+    nats_url: str, redis_url: str
+) -> None:
+    """k8s-examples/exec-liveness.yaml (Kubernetes' documentation: restarted
+    after about 35 s) with shortened timings: the simulated container's exec
+    fails from 2 s on, as `cat /tmp/healthy` after the `rm`."""
+    text = (EXAMPLES / "exec-liveness.yaml").read_text()
+    [pod] = load_manifests(text, source="exec-liveness.yaml").objects
+    assert isinstance(pod, Pod)
+    pod.spec.node_name = "n1"
+    probe = pod.spec.containers[0].liveness_probe
+    assert probe is not None and probe.exec is not None
+    probe.initial_delay_seconds, probe.period_seconds = 1, 1
+    pod.metadata.annotations["sim.podbus.io/exec-fails-after"] = "2s"
+    async with (
+        running_agent(nats_url, redis_url, probes="prober") as h,
+        in_process_prober(nats_url),
+    ):
+        await h.store.create(pod)
+
+        async def restarted() -> Pod | None:
+            p = await h.pod("liveness-exec")
+            cs = p.status.container_statuses if p else []
+            return p if cs and cs[0].restart_count >= 1 else None
+
+        await wait_for(restarted, 20, message="restart after the exec liveness probe failed")
+
+        async def events() -> list[Event] | None:
+            found = await pod_events(h, "liveness-exec")
+            return found if {"Unhealthy", "Killing"} <= {e.reason for e in found} else None
+
+        found = await wait_for(events, 10, message="Unhealthy and Killing events")
+        unhealthy = next(e for e in found if e.reason == "Unhealthy")
+        assert unhealthy.message == (
+            "Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory\n"
+        )
+        killing = next(e for e in found if e.reason == "Killing")
+        assert killing.message == "Container liveness failed liveness probe, will be restarted"

@@ -23,6 +23,10 @@ container from the key. Keys:
     unready-after        readiness probe fails again from this age on. never
     startup-after        startup probe succeeds from this age on. 0
     fail-liveness-after  liveness probe fails from this age on. never
+    exec-fails-after     commands exec'd in the container (podctl exec, exec
+                         probes run by a prober) exit 1 from this age on,
+                         as `cat /tmp/healthy` does once the file is gone.
+                         never
     stop-delay           time from the stop signal (SIGTERM) to exit. 0
     stop-exit-code       exit code after the stop signal. 0; a run still
                          alive when the grace period ends is killed: 137
@@ -61,6 +65,7 @@ _DURATIONS = {
     "unready-after",
     "startup-after",
     "fail-liveness-after",
+    "exec-fails-after",
     "stop-delay",
     "pre-stop-duration",
     "post-start-duration",
@@ -87,6 +92,7 @@ class SimulatedBehaviour:
     unready_after: float | None = None
     startup_after: float = 0.0
     fail_liveness_after: float | None = None
+    exec_fails_after: float | None = None
     stop_delay: float = 0.0
     stop_exit_code: int = 0
     pre_stop_duration: float = 0.0

@@ -132,3 +132,10 @@ def test_probe_outcomes_follow_the_behaviour() -> None:
     assert [run.probe("liveness", t) for t in (29, 30)] == [True, False]
     stopped = run.stop(40, grace=0)
     assert stopped.probe("liveness", 41) is False
+
+
+def test_exec_fails_after_is_a_duration() -> None:
+    from services.node_agent.logic.simulated_behaviour import parse_behaviour
+
+    got = parse_behaviour({"sim.podbus.io/exec-fails-after": "30s"}, "app")
+    assert got.exec_fails_after == 30.0
