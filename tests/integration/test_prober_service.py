@@ -14,11 +14,20 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
+from nats.aio.msg import Msg
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from podmodel.codec import decode, encode
 from podmodel.event import Event
 from podmodel.manifest import load_manifests
-from podmodel.pod import ExecAction, HTTPGetAction, Pod, Probe
+from podmodel.pod import ExecAction, HTTPGetAction, Pod, Probe, TCPSocketAction
+from podmodel.probing import ProbeAssignment, ProbeAssignmentSet, ProbeReport
+from podmodel.subjects import probe_assign, probe_result
+from servicekit import telemetry
 from servicekit.bus import Bus
 from servicekit.runner import HealthReply
+from servicekit.telemetry import LocalSpanRecorder
 
 from services.prober.service import ProberConfig, ProberService
 from tests.conftest import wait_for
@@ -315,3 +324,77 @@ async def test_exec_liveness_example_restarts_when_the_file_is_gone(
         )
         killing = next(e for e in found if e.reason == "Killing")
         assert killing.message == "Container liveness failed liveness probe, will be restarted"
+
+
+def assignment_set(generation: int, port: int) -> ProbeAssignmentSet:
+    return ProbeAssignmentSet(
+        node="n1",
+        generation=generation,
+        probes=[
+            ProbeAssignment(
+                pod_uid="u1",
+                namespace="default",
+                pod_name="p",
+                container_name="app",
+                probe_type="readiness",
+                probe=Probe(
+                    tcp_socket=TCPSocketAction(port=port, host="127.0.0.1"), period_seconds=1
+                ),
+                container_id="c1",
+                started_at="2026-01-01T00:00:00Z",
+                traceparent=TRACEPARENT,
+            )
+        ],
+    )
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_transitions_are_reported_with_spans_and_a_restarted_agent_gets_a_heartbeat(
+    nats_url: str,
+) -> None:
+    rec = LocalSpanRecorder()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(rec))
+    previous = telemetry.use_provider(provider)
+    nc = await nats.connect(nats_url)
+    try:
+        reports: list[ProbeReport] = []
+
+        async def on_report(msg: Msg) -> None:
+            reports.append(decode(msg.data, ProbeReport))
+
+        await nc.subscribe(probe_result("n1"), cb=on_report)
+        async with StatusServer() as server, in_process_prober(nats_url) as prober:
+            await nc.publish(probe_assign("n1"), encode(assignment_set(5, server.port)))
+
+            def transition() -> bool:
+                return any(
+                    not r.heartbeat and r.results and r.results[0].result == "success"
+                    for r in reports
+                )
+
+            await wait_for(transition, 10, message="readiness success reported")
+            assert prober.manager.generation == 5
+            spans = [s for s in rec.trace_of(TRACEPARENT) if s.name == "prober.transition"]
+            assert spans, rec.trace_ids()
+            attrs = spans[0].attributes or {}
+            assert attrs["podbus.probe.type"] == "readiness"
+            assert attrs["podbus.probe.result"] == "success"
+            assert attrs["k8s.container.name"] == "app"
+
+            # The node-agent restarted: its generations start again.
+            await nc.publish(probe_assign("n1"), encode(assignment_set(1, server.port)))
+
+            def heartbeat() -> ProbeReport | None:
+                return next((r for r in reports if r.heartbeat), None)
+
+            beat = await wait_for(heartbeat, 5, message="state sent to the restarted agent")
+            assert [(r.container_id, r.result) for r in beat.results] == [("c1", "success")]
+            assert len(spans) == len(
+                [s for s in rec.trace_of(TRACEPARENT) if s.name == "prober.transition"]
+            )  # no span for a heartbeat
+    finally:
+        telemetry.use_provider(previous)
+        await nc.close()
