@@ -23,6 +23,11 @@ prints: no pod bound twice, no node over-committed (requests <=
 allocatable, pod count <= pods), every pod bound.
 
     .venv/bin/python bench/scheduling.py [--scale 1.0] [--scenario SchedulingBasic]
+        [--no-jetstream] [--profile]
+
+`--profile` runs the scheduler under py-spy (`.venv/bin/pip install py-spy`)
+and leaves collapsed stacks in $TMPDIR/scheduling-<scenario>.folded.txt; the
+summary printed at the end lists where the scheduler's samples went.
 
 Goal (issue 4): SchedulingBasic >= 1,500 pods/s on the 2-core dev machine.
 """
@@ -36,6 +41,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -205,18 +211,8 @@ def spawn_scheduler(
 ) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "services.scheduler"]
     if profile_out:
-        argv = [
-            str(ROOT / ".venv/bin/py-spy"),
-            "record",
-            "-o",
-            profile_out,
-            "-f",
-            "speedscope",
-            "-r",
-            "200",
-            "--",
-            *argv,
-        ]
+        spy = str(ROOT / ".venv/bin/py-spy")
+        argv = [spy, "record", "-o", profile_out, "-f", "raw", "-r", "250", "--", *argv]
     argv += [
         "--nats-url",
         nats_url,
@@ -291,13 +287,17 @@ async def create_in_batches(store: Store, objs: list[Any]) -> None:
                 raise res
 
 
-async def run_scenario(sc: Scenario, nats_url: str, redis_url: str, profile: bool) -> float:
+async def run_scenario(
+    sc: Scenario, nats_url: str, redis_url: str, profile: bool
+) -> tuple[float, str | None]:
     nc = await nats.connect(nats_url, pending_size=256 * 1024 * 1024)
     store = await Store.connect(redis_url, publish=nc.publish)
     await store.redis.flushall()
     nodes = [make_node(i, sc.node_labels) for i in range(sc.nodes)]
     await create_in_batches(store, nodes)
-    prof = str(ROOT / f"bench/scheduling-{sc.name}.speedscope.json") if profile else None
+    prof = (
+        str(Path(tempfile.gettempdir()) / f"scheduling-{sc.name}.folded.txt") if profile else None
+    )
     proc = spawn_scheduler(nats_url, redis_url, prof)
     try:
         await wait_ready(nc, sc.nodes)
@@ -327,7 +327,7 @@ async def run_scenario(sc: Scenario, nats_url: str, redis_url: str, profile: boo
         print(f"{sc.name} pods bound twice: {twice} count")
         print(f"{sc.name} nodes over-committed: {over} count")
         print(f"{sc.name} pods not bound: {unbound} count")
-        return rate
+        return rate, prof
     finally:
         proc.send_signal(signal.SIGINT if profile else signal.SIGTERM)
         try:
@@ -337,6 +337,38 @@ async def run_scenario(sc: Scenario, nats_url: str, redis_url: str, profile: boo
             proc.wait()
         await store.close()
         await nc.close()
+
+
+def summarize_profile(name: str, path: str, top: int = 12) -> None:
+    """Where the scheduler's samples went: inclusive share of chosen frames."""
+    inclusive: dict[str, int] = defaultdict(int)
+    total = 0
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        print(f"{name} profile: unreadable ({exc})")
+        return
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        for frame in {f.split(" (")[0] for f in stack.split(";")}:
+            inclusive[frame] += n
+    wanted = [
+        "schedule_one",
+        "_score",
+        "_filter_by_class",
+        "Informer._apply_msg",
+        "PodInfo.of",
+        "Scheduler._bind",
+        "Scheduler._writer",
+        "SchedulingQueue.pop",
+        "_find_and_load",
+    ]
+    for frame in wanted[:top]:
+        share = 100 * inclusive.get(frame, 0) / max(1, total)
+        print(f"{name} profile {frame}: {share:.1f} %")
+    print(f"{name} profile samples: {total} count ({path})")
 
 
 async def bind_ceiling(redis_url: str, pods: int) -> float:
@@ -377,7 +409,9 @@ async def run(scale: float, only: list[str], profile: bool, jetstream: bool) -> 
         for sc in scenarios(scale):
             if only and sc.name not in only:
                 continue
-            rates[sc.name] = await run_scenario(sc, ns.url, rs.url, profile)
+            rates[sc.name], prof = await run_scenario(sc, ns.url, rs.url, profile)
+            if prof:
+                summarize_profile(sc.name, prof)
         ceiling = await bind_ceiling(rs.url, int(10000 * scale) or 1000)
         print(f"raw bind CAS ceiling: {ceiling:,.0f} binds/s")
         for name, rate in rates.items():
