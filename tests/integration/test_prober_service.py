@@ -398,3 +398,57 @@ async def test_transitions_are_reported_with_spans_and_a_restarted_agent_gets_a_
     finally:
         telemetry.use_provider(previous)
         await nc.close()
+
+
+async def test_startup_probe_gates_readiness_and_its_failure_restarts(
+    nats_url: str, redis_url: str
+) -> None:
+    async with (
+        StatusServer() as startup_server,
+        StatusServer() as ready_server,
+        running_agent(nats_url, redis_url, probes="prober") as h,
+        in_process_prober(nats_url),
+    ):
+        startup_server.status = 500
+        pod = make_pod("gated", "app")
+        app = pod.spec.containers[0]
+        app.startup_probe = http_probe(startup_server.port, failure_threshold=4)
+        app.readiness_probe = http_probe(ready_server.port)
+        await h.store.create(pod)
+
+        async def status() -> tuple[bool, bool, int] | None:
+            p = await h.pod("gated")
+            if p is None or not p.status.container_statuses:
+                return None
+            cs = p.status.container_statuses[0]
+            return bool(cs.started), bool(cs.ready), cs.restart_count
+
+        await wait_for(lambda: startup_server.hits >= 2, 10, message="startup probe running")
+        assert ready_server.hits == 0  # readiness waits for the startup probe
+        assert await status() == (False, False, 0)
+
+        # Four failures in a row kill the container; it is restarted.
+        async def restarted() -> bool:
+            got = await status()
+            return got is not None and got[2] >= 1
+
+        await wait_for(restarted, 15, message="restart after the startup probe failed")
+        startup_server.status = 200
+
+        async def started_and_ready() -> bool:
+            got = await status()
+            return got is not None and got[:2] == (True, True)
+
+        await wait_for(started_and_ready, 15, message="started, then ready")
+        assert ready_server.hits >= 1
+        found = await pod_events(h, "gated")
+        assert any(
+            e.reason == "Unhealthy"
+            and e.message == "Startup probe failed: HTTP probe failed with statuscode: 500"
+            for e in found
+        )
+        assert any(
+            e.reason == "Killing"
+            and e.message == "Container app failed startup probe, will be restarted"
+            for e in found
+        )
