@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -140,6 +141,10 @@ class SchedulingQueue:
         self._backoff: list[tuple[float, int, QueuedPodInfo]] = []
         self._backoff_keys: dict[str, tuple[QueuedPodInfo, int]] = {}
         self._unschedulable: dict[str, QueuedPodInfo] = {}
+        # How many parked pods have each set of rejecting plugins: an event
+        # that matters to none of the sets costs O(sets), not O(parked pods)
+        # (binds fire AssignedPodAdd for every pod the scheduler places).
+        self._unschedulable_sets: Counter[frozenset[str]] = Counter()
         self._in_flight: dict[str, QueuedPodInfo] = {}
         self._deleted_in_flight: set[str] = set()
         self.scheduling_cycle = 0
@@ -214,7 +219,20 @@ class SchedulingQueue:
         entry = self._active_keys.pop(key, None) or self._backoff_keys.pop(key, None)
         if entry is not None:
             return entry[0]
-        return self._unschedulable.pop(key, None)
+        return self._unpark(key)
+
+    def _park(self, q: QueuedPodInfo) -> None:
+        self._unschedulable[q.key] = q
+        self._unschedulable_sets[q.unschedulable_plugins] += 1
+
+    def _unpark(self, key: str) -> QueuedPodInfo | None:
+        q = self._unschedulable.pop(key, None)
+        if q is not None:
+            sets = self._unschedulable_sets
+            sets[q.unschedulable_plugins] -= 1
+            if sets[q.unschedulable_plugins] <= 0:
+                del sets[q.unschedulable_plugins]
+        return q
 
     # -------------------------------------------------------------- pod events
 
@@ -308,7 +326,7 @@ class SchedulingQueue:
         if self.move_request_cycle >= q.cycle:
             self._push_backoff(q)
         else:
-            self._unschedulable[q.key] = q
+            self._park(q)
 
     def add_backoff(self, q: QueuedPodInfo, now: float) -> None:
         """An error (e.g. a binding conflict): retry after the back-off."""
@@ -326,11 +344,12 @@ class SchedulingQueue:
     def on_event(self, event: ClusterEvent, now: float) -> int:
         """A cluster change: move parked pods it may help. Returns how many moved."""
         self.move_request_cycle = self.scheduling_cycle
-        moved = [
-            q for q in self._unschedulable.values() if event_matters(event, q.unschedulable_plugins)
-        ]
+        helped = {s for s in self._unschedulable_sets if event_matters(event, s)}
+        if not helped:
+            return 0
+        moved = [q for q in self._unschedulable.values() if q.unschedulable_plugins in helped]
         for q in moved:
-            del self._unschedulable[q.key]
+            self._unpark(q.key)
             self._requeue(q, now)
         return len(moved)
 
@@ -339,6 +358,7 @@ class SchedulingQueue:
         self.move_request_cycle = self.scheduling_cycle
         moved = list(self._unschedulable.values())
         self._unschedulable.clear()
+        self._unschedulable_sets.clear()
         for q in moved:
             self._requeue(q, now)
         return len(moved)
@@ -359,7 +379,7 @@ class SchedulingQueue:
                 if now - q.timestamp > self.max_in_unschedulable
             ]
             for q in stale:
-                del self._unschedulable[q.key]
+                self._unpark(q.key)
                 self._requeue(q, now)
 
     def next_wakeup(self) -> float | None:

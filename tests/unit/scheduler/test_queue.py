@@ -125,3 +125,21 @@ def test_update_of_a_parked_pod_gives_it_another_chance() -> None:
     q.add_unschedulable(item, ["NodeAffinity"], now=0.0)
     q.update(info(pod("p", node_selector={"x": "y"})), now=3.0)
     assert q.where("default/p") == "active"
+
+
+def test_events_that_help_no_parked_pod_move_nothing_and_keep_counts() -> None:
+    q = SchedulingQueue()
+    for i in range(50):
+        q.add(info(pod(f"p{i}")), now=0.0)
+    items = [q.pop(0.0) for _ in range(50)]
+    for i, item in enumerate(items):
+        assert item is not None
+        plugins = ["NodeResourcesFit"] if i % 2 else ["InterPodAffinity"]
+        q.add_unschedulable(item, plugins, now=0.0)
+    assert q.on_event(ClusterEvent.NODE_TAINT, now=5.0) == 0
+    assert q.on_event(ClusterEvent.ASSIGNED_POD_ADD, now=5.0) == 25  # the affinity ones
+    q.delete("default/p1")
+    assert q.on_event(ClusterEvent.ASSIGNED_POD_ADD, now=5.0) == 0
+    assert q.on_event(ClusterEvent.NODE_ADD, now=5.0) == 24
+    assert q.unschedulable_count == 0
+    assert not q._unschedulable_sets
