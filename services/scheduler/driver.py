@@ -164,6 +164,7 @@ class Scheduler:
         self._writes = _Writes()
         self._writes_ready = asyncio.Event()
         self._queued_wall: dict[str, int] = {}  # pod key -> enqueue time (ns), tracing only
+        self._bad_pods: set[str] = set()
         self.pods: Informer[Pod] = Informer(
             store,
             nc,
@@ -219,8 +220,22 @@ class Scheduler:
         self.snapshot.remove_node(node.metadata.name)
         self._event(ClusterEvent.NODE_DELETE)
 
+    def _info(self, pod: Pod) -> PodInfo | None:
+        """PodInfo.of, or None (logged once per pod) for a pod whose spec
+        cannot be read (an unparsable quantity that skipped validation)."""
+        try:
+            return PodInfo.of(pod)
+        except (ValueError, TypeError, KeyError) as exc:
+            key = f"{pod.metadata.namespace}/{pod.metadata.name}"
+            if key not in self._bad_pods:
+                self._bad_pods.add(key)
+                log.warning("pod %s: cannot be scheduled or accounted: %s", key, exc)
+            return None
+
     def _enqueue(self, pod: Pod) -> None:
-        pi = PodInfo.of(pod)
+        pi = self._info(pod)
+        if pi is None:
+            return
         self._nominated(pi)
         self.queue.add(pi, self.clock())
         if telemetry.enabled():
@@ -247,20 +262,22 @@ class Scheduler:
                 self._queued_wall.pop(key, None)
                 self._account(new)
                 self._event(ClusterEvent.ASSIGNED_POD_ADD)
-            elif accounting_change(old, new):
-                self.snapshot.update_pod(PodInfo.of(new))
+            elif accounting_change(old, new) and (pi := self._info(new)) is not None:
+                self.snapshot.update_pod(pi)
                 if old.metadata.labels != new.metadata.labels:
                     self._event(ClusterEvent.ASSIGNED_POD_LABEL)
             return
         if not wants_scheduling(new):
             self._forget_unbound(new)
             return
-        if schedulable_change(old, new):
-            pi = PodInfo.of(new)
+        pi = self._info(new)
+        if pi is None:
+            self._forget_unbound(new)
+        elif schedulable_change(old, new):
             self._nominated(pi)
             self.queue.update(pi, self.clock())
             self._wake.set()
-        elif not self.queue.refresh(PodInfo.of(new)):
+        elif not self.queue.refresh(pi):
             self._enqueue(new)
 
     def _on_pod_delete(self, pod: Pod) -> None:
@@ -276,6 +293,7 @@ class Scheduler:
         self.queue.delete(key)
         self.snapshot.clear_nomination(key)
         self._queued_wall.pop(key, None)
+        self._bad_pods.discard(key)
         self.events.forget_pod(pod.metadata.namespace, pod.metadata.name)
 
     def _account(self, pod: Pod) -> None:
@@ -286,7 +304,9 @@ class Scheduler:
         if assumed is not None and assumed.node_name == pod.spec.node_name:
             snap.assumed.discard(key)  # the reservation becomes the real thing
             return
-        snap.add_pod(PodInfo.of(pod))
+        pi = self._info(pod)
+        if pi is not None:
+            snap.add_pod(pi)
 
     # -------------------------------------------------------------- leading
 

@@ -163,6 +163,7 @@ class EventAggregator:
         self.instance = instance
         self.max_entries = max_entries
         self._seen: OrderedDict[tuple[str, str, str, str], Event] = OrderedDict()
+        self._by_pod: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
         self._seq = itertools.count()
 
     def record(
@@ -212,8 +213,17 @@ class EventAggregator:
     def _remember(self, key: tuple[str, str, str, str], event: Event) -> None:
         self._seen[key] = event
         self._seen.move_to_end(key)
+        self._by_pod.setdefault(key[:2], set()).add(key)
         while len(self._seen) > self.max_entries:
-            self._seen.popitem(last=False)
+            self._drop(next(iter(self._seen)))
+
+    def _drop(self, key: tuple[str, str, str, str]) -> None:
+        self._seen.pop(key, None)
+        keys = self._by_pod.get(key[:2])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_pod[key[:2]]
 
     def stored(self, event: Event) -> None:
         """The write succeeded: remember the stored version (if tracked)."""
@@ -224,9 +234,12 @@ class EventAggregator:
 
     def forget(self, event: Event) -> None:
         ref = event.involved_object
-        self._seen.pop((ref.namespace, ref.name, event.reason, event.message), None)
+        self._drop((ref.namespace, ref.name, event.reason, event.message))
 
     def forget_pod(self, namespace: str, name: str) -> None:
-        """The pod is gone or bound: its failure events will not repeat."""
-        for key in [k for k in self._seen if k[0] == namespace and k[1] == name]:
-            del self._seen[key]
+        """The pod is gone: its failure events will not repeat."""
+        for key in list(self._by_pod.get((namespace, name), ())):
+            self._drop(key)
+
+    def __len__(self) -> int:
+        return len(self._seen)

@@ -204,6 +204,18 @@ async def test_unschedulable_pod_gets_condition_and_failed_scheduling_event(
         assert await bound_node(store, "web-1") == ""
 
 
+async def test_an_unreadable_pod_is_logged_and_others_go_on(
+    nats_url: str, redis_url: str, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    await store.create(make_node("a"))
+    async with scheduler(nats_url, redis_url):
+        await store.create(make_pod("bad", cpu="lots"))  # the store does not validate
+        await store.create(make_pod("good"))
+        assert await wait_for(lambda: bound_node(store, "good")) == "a"
+        assert await bound_node(store, "bad") == ""
+    assert "pod default/bad: cannot be scheduled" in caplog.text
+
+
 async def test_parked_pod_is_retried_when_a_node_is_added(
     nats_url: str, redis_url: str, store: Store
 ) -> None:

@@ -136,4 +136,8 @@ def test_the_aggregator_is_bounded() -> None:
     agg = EventAggregator("s1", max_entries=3)
     for i in range(5):
         agg.record(pod(f"p{i}"), "FailedScheduling", MSG, "t", i, "Warning")
-    assert len(agg._seen) == 3
+    assert len(agg) == 3
+    agg.forget_pod("default", "p4")
+    assert len(agg) == 2
+    again = agg.record(pod("p4"), "FailedScheduling", MSG, "t", 9, "Warning")
+    assert again.created
