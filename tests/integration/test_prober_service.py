@@ -145,7 +145,9 @@ async def test_liveness_failure_restarts_the_container_with_kubelet_events(
         async def events_written() -> list[Event] | None:
             events = await pod_events(h, "live")
             reasons = {e.reason for e in events}
-            return events if {"Unhealthy", "Killing", "Started", "Created"} <= reasons else None
+            restarted = any(e.reason == "Started" and e.count >= 2 for e in events)
+            wanted = {"Unhealthy", "Killing", "Started", "Created"} <= reasons
+            return events if wanted and restarted else None
 
         events = await wait_for(events_written, 10, message="Unhealthy and Killing events")
         unhealthy = {e.message for e in events if e.reason == "Unhealthy"}
