@@ -36,6 +36,7 @@ from servicekit.bus import BusError
 
 from clients.podctl import connection
 from clients.podctl.age import parse_duration
+from clients.podctl.apply_merge import merged_object, unchanged
 from clients.podctl.client import ConnectError, Obj, PodbusClient, error_text
 from clients.podctl.describe_text import (
     describe_deployment,
@@ -63,8 +64,8 @@ from clients.podctl.rollout_logic import (
     statefulset_rollout,
     undo_template,
 )
-from clients.podctl.tables import render, sort_objects
-from clients.podctl.tabwriter import tabwrite
+from clients.podctl.tables import headers_for, render, rows_for, sort_objects
+from clients.podctl.tabwriter import column_widths, remembered_row, table, tabwrite
 
 POLL_S = 1.0
 """Re-read interval of waits, on top of the watch events that wake them."""
@@ -275,26 +276,6 @@ def _namespace_for(obj: Obj, res: Resource, args: argparse.Namespace) -> str:
     return str(meta["namespace"])
 
 
-def _unchanged(new: Obj, old: Obj) -> bool:
-    nm, om = new.get("metadata") or {}, old.get("metadata") or {}
-    return (
-        (nm.get("labels") or {}) == (om.get("labels") or {})
-        and (nm.get("annotations") or {}) == (om.get("annotations") or {})
-        and (new.get("spec") or {}) == (old.get("spec") or {})
-    )
-
-
-def _carry_server_fields(new: Obj, old: Obj) -> None:
-    """Fields other writers own that a manifest does not carry: a pod's
-    binding and ephemeral containers."""
-    if new.get("kind") == "Pod":
-        nspec, ospec = new.setdefault("spec", {}), old.get("spec") or {}
-        if not nspec.get("nodeName") and ospec.get("nodeName"):
-            nspec["nodeName"] = ospec["nodeName"]
-        if not nspec.get("ephemeralContainers") and ospec.get("ephemeralContainers"):
-            nspec["ephemeralContainers"] = ospec["ephemeralContainers"]
-
-
 async def cmd_apply(c: PodbusClient, args: argparse.Namespace, create: bool = False) -> int:
     if not args.filename:
         raise UserError("must specify one of -f and -k")
@@ -314,11 +295,11 @@ async def cmd_apply(c: PodbusClient, args: argparse.Namespace, create: bool = Fa
                 )
                 code = 1
                 continue
-            if existing is not None:
-                _carry_server_fields(obj, existing)
-                if _unchanged(obj, existing):
-                    _out(f"{res.ref(name)} unchanged{suffix}")
-                    continue
+            if not create:  # kubectl create keeps no last-applied record either
+                obj = merged_object(obj, existing)
+            if existing is not None and unchanged(obj, existing):
+                _out(f"{res.ref(name)} unchanged{suffix}")
+                continue
             if dry == "client":
                 verb = "created" if existing is None else "configured"
                 _out(f"{res.ref(name)} {verb}{suffix}")
@@ -429,46 +410,51 @@ async def _watch(
     timeout = parse_duration(args.request_timeout) if args.request_timeout else None
     seen: dict[str, int] = {}
 
-    def emit(obj: Obj, header: bool) -> None:
+    widths: list[int] = []
+
+    def emit(obj: Obj) -> None:
+        nonlocal widths
         if output in ("yaml", "json"):
-            _out(_dump(obj, output) if output == "yaml" else json.dumps(obj, indent=4))
+            _out(_dump(obj, output))
             if output == "yaml":
                 _out("---")
             return
         if output == "name":
             _out(res.ref(_name(obj)))
             return
-        text = render(
+        row = rows_for(
             res.kind,
             [obj],
             _now(),
             wide=output == "wide",
             all_namespaces=bool(args.all_namespaces) and res.namespaced,
-            with_headers=header,
-        )
-        sys.stdout.write(text)
+        )[0]
+        line, widths = remembered_row(row, widths)
+        sys.stdout.write(line)
         sys.stdout.flush()
 
     async with c.watch(res.kind) as events:
         if not args.watch_only:
             objs = [o for _, group in initial for o in group]
-            if objs:
-                now = _now()
-                text = render(
+            all_ns = bool(args.all_namespaces) and res.namespaced
+            headers = headers_for(res.kind, output == "wide", all_ns)
+            if objs and output in ("", "wide"):
+                rows = rows_for(
                     res.kind,
                     sort_objects(res.kind, objs),
-                    now,
+                    _now(),
                     wide=output == "wide",
-                    all_namespaces=bool(args.all_namespaces) and res.namespaced,
+                    all_namespaces=all_ns,
                 )
-                if output in ("", "wide"):
-                    sys.stdout.write(text)
-                    sys.stdout.flush()
-                else:
-                    for o in objs:
-                        emit(o, False)
+                widths = column_widths([headers, *rows])
+                sys.stdout.write(table(headers, rows))
+                sys.stdout.flush()
+            elif objs:
+                for o in objs:
+                    emit(o)
             elif output in ("", "wide"):
                 _no_resources(args)
+                widths = column_widths([headers])
         for _, group in initial:
             for o in group:
                 meta = o.get("metadata") or {}
@@ -498,7 +484,7 @@ async def _watch(
             seen[key] = rv
             if etype == "DELETED":
                 seen.pop(key, None)
-            emit(obj, False)
+            emit(obj)
 
 
 # ------------------------------------------------------------------ describe
@@ -620,7 +606,7 @@ async def cmd_delete(c: PodbusClient, args: argparse.Namespace) -> int:
             raise
         uid = str((obj.get("metadata") or {}).get("uid") or "")
         deleted.append((res, ns, name, uid))
-        _out(f'{res.kind.lower()} "{name}" deleted')
+        _out(f'{res.qualified} "{name}" deleted')
     if args.wait and deleted:
         progress = _Progress()
         pending = list(deleted)

@@ -24,6 +24,9 @@ class _Writer:
     def line(self, level: int, *cells: str) -> None:
         self.parts.append("  " * level + "\t".join(cells) + "\n")
 
+    def indented(self, spaces: int, *cells: str) -> None:
+        self.parts.append(" " * spaces + "\t".join(cells) + "\n")
+
     def text(self) -> str:
         return tabwrite("".join(self.parts), DESCRIBE_MINWIDTH, DESCRIBE_PADDING)
 
@@ -352,26 +355,26 @@ def _template_lines(w: _Writer, template: Obj) -> None:
             continue
         w.line(1, title)
         for c in containers:
-            w.line(2, f"{c.get('name')}:")
-            w.line(3, "Image:", c.get("image") or "")
+            w.indented(3, f"{c.get('name')}:")
+            w.indented(4, "Image:", c.get("image") or "")
             ports = c.get("ports") or []
             ports_text = ", ".join(
                 f"{p.get('containerPort')}/{p.get('protocol') or 'TCP'}" for p in ports
             )
-            w.line(3, "Port:", ports_text or "<none>")
+            w.indented(4, "Port:", ports_text or "<none>")
             if c.get("command"):
-                w.line(3, "Command:")
+                w.indented(4, "Command:")
                 for part in c["command"]:
-                    w.line(4, part)
+                    w.indented(6, part)
             if c.get("readinessProbe"):
-                w.line(3, "Readiness:", _probe_text(c["readinessProbe"]))
+                w.indented(4, "Readiness:", _probe_text(c["readinessProbe"]))
             if c.get("livenessProbe"):
-                w.line(3, "Liveness:", _probe_text(c["livenessProbe"]))
+                w.indented(4, "Liveness:", _probe_text(c["livenessProbe"]))
             mounts = c.get("volumeMounts") or []
             if mounts:
-                w.line(3, "Mounts:")
+                w.indented(4, "Mounts:")
                 for m in mounts:
-                    w.line(4, f"{m.get('mountPath')} from {m.get('name')} (rw)")
+                    w.indented(6, f"{m.get('mountPath')} from {m.get('name')} (rw)")
     vols = tspec.get("volumes") or []
     if vols:
         w.line(1, "Volumes:")

@@ -63,3 +63,27 @@ def table(headers: list[str], rows: list[list[str]], *, with_headers: bool = Tru
     all_rows = ([headers] if with_headers else []) + rows
     text = "".join("\t".join(row) + "\n" for row in all_rows)
     return tabwrite(text, GET_MINWIDTH, GET_PADDING)
+
+
+def column_widths(
+    rows: list[list[str]], minwidth: int = GET_MINWIDTH, padding: int = GET_PADDING
+) -> list[int]:
+    """Widths of every column but the last (tabwriter's cells), over `rows`."""
+    widths: list[int] = []
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            width = max(minwidth, len(cell) + padding)
+            if i < len(widths):
+                widths[i] = max(widths[i], width)
+            else:
+                widths.append(width)
+    return widths
+
+
+def remembered_row(row: list[str], widths: list[int]) -> tuple[str, list[int]]:
+    """One more row printed with the widths used so far, growing them when a
+    cell is wider (tabwriter.RememberWidths, what `kubectl get -w` uses)."""
+    grown = column_widths([row])
+    widths = [max(a, b) for a, b in zip(widths, grown, strict=False)] + grown[len(widths) :]
+    parts = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+    return "".join(parts) + "\n", widths

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from servicekit.embedded import free_port
 
 
@@ -74,3 +75,108 @@ def test_podbus_up_stops_everything_on_sigint(tmp_path: Path) -> None:
     leftover = [pid for pid in children if _alive(pid)]
     assert not leftover, f"processes left running: {leftover}"
     assert (tmp_path / "endpoints.env").read_text().startswith("NATS_URL=nats://")
+
+
+def _read_lines_until(
+    proc: subprocess.Popen[str], lines: list[str], needle: str, timeout: float
+) -> bool:
+    """Collect proc's output lines (a reader thread, so a silent process
+    cannot block the test) until one contains `needle` or time runs out."""
+    import queue
+    import threading
+
+    assert proc.stdout is not None
+    q: queue.Queue[str | None] = getattr(proc, "_line_queue", None) or queue.Queue()
+    if not hasattr(proc, "_line_queue"):
+        proc._line_queue = q  # type: ignore[attr-defined]
+        stdout = proc.stdout
+
+        def pump() -> None:
+            for line in stdout:
+                q.put(line)
+            q.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = q.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            return False
+        if line is None:
+            return False
+        lines.append(line)
+        if needle in line:
+            return True
+    return False
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in _children_of(todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def test_podbus_up_demo_runs_the_examples_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    import importlib.util
+
+    needed = ["workload_controller", "scheduler", "node_agent"]
+    missing = [s for s in needed if importlib.util.find_spec(f"services.{s}.__main__") is None]
+    if missing:
+        pytest.skip(f"services not built yet: {', '.join(missing)}")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("NATS_URL", "REDIS_URL", "XDG_STATE_HOME")
+    }
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "clients.podctl.podbus_cli",
+            "up",
+            "--demo",
+            "--runtime",
+            "simulated",
+            "--nodes",
+            "1",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--nats-port",
+            str(free_port()),
+            "--redis-port",
+            str(free_port()),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        up = _read_lines_until(proc, lines, "demo: all examples are up", timeout=45)
+        assert up, "".join(lines)
+        text = "".join(lines)
+        assert "runtime simulated (asked for)" in text
+        for name in (
+            "deployment.apps/web",
+            "statefulset.apps/db",
+            "pod/init-demo",
+            "job.batch/countdown",
+        ):
+            assert f"demo: {name} created" in text
+        assert "pod default/init-demo: Running 2/2" in text
+        assert "node hollow-0: Ready" in text
+        everything = _descendants(proc.pid)
+        assert len(everything) >= 6, f"expected servers and services, got {everything}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert _read_lines_until(proc, lines, "nothing left running", timeout=40), "".join(lines)
+        proc.wait(10)
+    assert proc.returncode == 0, "".join(lines)
+    leftover = [pid for pid in everything if _alive(pid)]
+    assert not leftover, f"processes left running: {leftover}"
