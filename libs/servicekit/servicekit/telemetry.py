@@ -226,17 +226,33 @@ def _tracer_for(tracer_provider: trace.TracerProvider | None) -> trace.Tracer:
 
 
 def new_root_traceparent(
-    obj: KubeObject, tracer_provider: trace.TracerProvider | None = None
+    obj: KubeObject,
+    tracer_provider: trace.TracerProvider | None = None,
+    *,
+    links: Sequence[str] = (),
+    name: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> str:
-    """Open and close the root span `pod <ns>/<name>`; return its traceparent
-    for the annotation ("" when tracing is off, at the cost of one check)."""
+    """Open and close the root span `pod <ns>/<name>` (or `name`); return its
+    traceparent for the annotation ("" when tracing is off, at the cost of one
+    check). `links`: traceparents of related traces (a pod's rollout or Job
+    run), added as OpenTelemetry links."""
     if not _enabled and tracer_provider is None:
         return ""
     meta = obj.metadata
+    span_links = []
+    for parent in links:
+        ctx = _annotation_propagator.extract(
+            {"traceparent": parent}, context=otel_context.Context()
+        )
+        span_context = trace.get_current_span(ctx).get_span_context()
+        if span_context.is_valid:
+            span_links.append(Link(span_context))
     span = _tracer_for(tracer_provider).start_span(
-        f"pod {meta.namespace}/{meta.name}",
+        name or f"pod {meta.namespace}/{meta.name}",
         context=otel_context.Context(),  # a new trace, whatever is current
-        attributes=pod_attributes(obj),
+        attributes={**pod_attributes(obj), **(attributes or {})},
+        links=span_links,
     )
     span.end()
     carrier: dict[str, str] = {}
