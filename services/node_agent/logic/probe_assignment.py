@@ -25,7 +25,7 @@ from podmodel.pod import Container, Pod, is_sidecar
 from podmodel.probing import ProbeAssignment, ProbeResult, ProbeType
 
 from services.node_agent.logic.records import ContainerRecord, ProbeResults, SandboxRecord
-from services.node_agent.logic.timefmt import rfc3339
+from services.node_agent.logic.timefmt import rfc3339_nano
 
 _TYPES: tuple[ProbeType, ...] = ("startup", "liveness", "readiness")
 
@@ -75,7 +75,7 @@ def pod_probe_assignments(
                     pod_ip=pod_ip or "",
                     container_id=record.container_id,
                     ports=list(container.ports),
-                    started_at=rfc3339(record.started_at) if record.started_at else None,
+                    started_at=rfc3339_nano(record.started_at) if record.started_at else None,
                     started=started.get(container.name, False),
                     traceparent=traceparent,
                 )
