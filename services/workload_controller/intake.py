@@ -19,24 +19,63 @@ from podmodel.api import (
     GetRequest,
     ListReply,
     ListRequest,
+    RollbackReply,
+    RollbackRequest,
 )
 from podmodel.codec import ErrorReply, decode_raw, encode, to_builtins
+from podmodel.defaults import job_selector_defaults
+from podmodel.meta import KubeObject
 from podmodel.pod import Pod
 from podmodel.selector import parse_selector
 from podmodel.subjects import STREAM_DESIRED
+from podmodel.workloads import Deployment, Job, ReplicaSet
 from servicekit.bus import ApiError, Bus
 from servicekit.runner import ServiceContext
 from servicekit.store import Store, StoreError
+from servicekit.telemetry import TRACEPARENT_ANNOTATION, new_root_traceparent, start_pod_span
 
 from services.workload_controller.api import (
     prepare_object,
     validate_ephemeral_update,
     validate_pod_update,
 )
+from services.workload_controller.deletion import delete_with_policy
+from services.workload_controller.logic.actions import UpdateObject
+from services.workload_controller.logic.deployment import (
+    REVISION_ANNOTATION,
+    REVISION_HISTORY_ANNOTATION,
+    RollbackError,
+    plan_rollback,
+)
 
 log = logging.getLogger(__name__)
 
 QUEUE = "workload-controller"
+
+#: Annotations the controllers (not clients) write: an apply that does not
+#: mention them keeps them, as a three-way merge would.
+CONTROLLER_ANNOTATIONS = (TRACEPARENT_ANNOTATION, REVISION_ANNOTATION, REVISION_HISTORY_ANNOTATION)
+
+
+def open_trace(obj: KubeObject) -> None:
+    """A Pod's trace (or a Job's run trace, which its pods link to) starts
+    when the object is created: the root span's context goes into the
+    podbus.io/traceparent annotation before the create."""
+    if TRACEPARENT_ANNOTATION in obj.metadata.annotations:
+        return
+    if isinstance(obj, Pod):
+        traceparent = new_root_traceparent(obj)
+    elif isinstance(obj, Job):
+        meta = obj.metadata
+        traceparent = new_root_traceparent(
+            obj,
+            name=f"job {meta.namespace}/{meta.name}",
+            attributes={"k8s.job.name": meta.name},
+        )
+    else:
+        return
+    if traceparent:
+        obj.metadata.annotations = {**obj.metadata.annotations, TRACEPARENT_ANNOTATION: traceparent}
 
 
 def _store_error(exc: StoreError) -> ApiError:
@@ -67,8 +106,30 @@ class Intake:
             if existing is None:
                 if dry_run:
                     return ApplyReply(object=to_builtins(obj), warnings=warnings, created=True)
+                open_trace(obj)
+                if isinstance(obj, Pod) and TRACEPARENT_ANNOTATION in meta.annotations:
+                    with start_pod_span(
+                        obj, "workload-controller.admitted", attributes={"owner": ""}
+                    ):
+                        pass
                 stored = await self.store.create(obj)
+                if isinstance(stored, Job) and not stored.spec.manual_selector:
+                    # The selector and pod labels name the uid, known only now.
+                    job_selector_defaults(stored)
+                    stored = await self.store.update(stored)
+                if isinstance(stored, Pod) and TRACEPARENT_ANNOTATION in meta.annotations:
+                    with start_pod_span(
+                        stored, "workload-controller.created", attributes={"owner": ""}
+                    ):
+                        pass
                 return ApplyReply(object=to_builtins(stored), warnings=warnings, created=True)
+            kept = {
+                k: v
+                for k in CONTROLLER_ANNOTATIONS
+                if k not in meta.annotations and (v := existing.metadata.annotations.get(k))
+            }
+            if kept:
+                meta.annotations = {**meta.annotations, **kept}
             if isinstance(obj, Pod) and isinstance(existing, Pod):
                 problems = validate_pod_update(obj.spec, existing.spec)
                 if problems:
@@ -116,13 +177,49 @@ class Intake:
         return ListReply(items=[to_builtins(o) for o in items], resource_version=str(rv))
 
     async def delete(self, req: DeleteRequest, msg: Msg) -> Any:
+        """Delete with propagationPolicy (Background, Foreground, Orphan):
+        see deletion.py. A bound pod is marked and the node-agent finishes
+        it; an unbound pod goes at once. Replies with the marked object, or
+        {} when it is gone."""
         try:
-            obj = await self.store.delete(
-                req.kind, req.namespace, req.name, grace_period_seconds=req.grace_period_seconds
+            obj = await delete_with_policy(
+                self.store,
+                req.kind,
+                req.namespace,
+                req.name,
+                policy=req.propagation_policy,
+                grace_period_seconds=req.grace_period_seconds,
             )
         except StoreError as exc:
             raise _store_error(exc) from exc
         return to_builtins(obj) if obj is not None else {}
+
+    async def rollback(self, req: RollbackRequest, msg: Msg) -> RollbackReply:
+        """`rollout undo`: copy an old ReplicaSet's template back into the
+        Deployment (compare-and-set); the controller rolls it out as a new
+        revision."""
+        try:
+            d = await self.store.get(Deployment, req.namespace, req.name)
+            if d is None:
+                raise ApiError(
+                    ErrorReply(
+                        error=f"Deployment {req.namespace}/{req.name} not found",
+                        reason="NotFound",
+                        code=404,
+                    )
+                )
+            rss, _ = await self.store.list(ReplicaSet, req.namespace)
+            try:
+                outcome = plan_rollback(d, rss, req.to_revision)
+            except RollbackError as exc:
+                raise ApiError(ErrorReply(error=str(exc), reason="BadRequest")) from exc
+            stored: KubeObject = d
+            for action in outcome.actions:
+                if isinstance(action, UpdateObject):
+                    stored = await self.store.update(action.obj)
+        except StoreError as exc:
+            raise _store_error(exc) from exc
+        return RollbackReply(message=outcome.message, object=to_builtins(stored))
 
 
 async def add_ephemeral(store: Store, req: EphemeralRequest) -> Any:
@@ -189,6 +286,9 @@ async def serve_intake(ctx: ServiceContext, store: Store) -> Intake:
     await bus.serve(subjects.API_GET, intake.get, request_type=GetRequest, queue=QUEUE)
     await bus.serve(subjects.API_LIST, intake.list, request_type=ListRequest, queue=QUEUE)
     await bus.serve(subjects.API_DELETE, intake.delete, request_type=DeleteRequest, queue=QUEUE)
+    await bus.serve(
+        subjects.API_ROLLBACK, intake.rollback, request_type=RollbackRequest, queue=QUEUE
+    )
 
     async def ephemeral(req: EphemeralRequest, msg: Msg) -> Any:
         return await add_ephemeral(store, req)

@@ -16,10 +16,11 @@ from podmodel.codec import ErrorReply
 from podmodel.meta import KubeObject
 from podmodel.pod import Condition, Pod
 from servicekit.bus import Bus
-from servicekit.store import Conflict, Store, StoreError
+from servicekit.store import Store, StoreError
 
 from services.workload_controller.api import prepare_object
 from services.workload_controller.controllers import ControllerConfig, Controllers
+from services.workload_controller.intake import Intake
 from tests.conftest import wait_for
 
 FAST = ControllerConfig(
@@ -53,18 +54,13 @@ class Harness:
     bus: Bus
 
     async def apply(self, raw: dict[str, Any]) -> KubeObject:
+        """Apply as a client does, through the API intake's own path
+        (unconditional update: no resourceVersion in the manifest)."""
+        reply = await Intake(self.store).apply_raw(raw)
         obj = prepared(raw)
-        for _ in range(10):
-            existing = await self.store.get(obj.KIND, obj.metadata.namespace, obj.metadata.name)
-            if existing is None:
-                return await self.store.create(obj)
-            obj.metadata.resource_version = existing.metadata.resource_version
-            obj.metadata.annotations = {**existing.metadata.annotations, **obj.metadata.annotations}
-            try:
-                return await self.store.update(obj)
-            except Conflict:
-                continue
-        raise AssertionError("apply kept conflicting")
+        stored = await self.store.get(obj.KIND, obj.metadata.namespace, obj.metadata.name)
+        assert stored is not None and reply.object
+        return stored
 
     async def pods(self, prefix: str = "", *, active: bool = True) -> list[Pod]:
         pods, _ = await self.store.list(Pod, "default")
@@ -198,3 +194,57 @@ async def test_controllers_start_and_sync_empty_store(nats_url: str, redis_url: 
     async with controllers_running(nats_url, redis_url) as h:
         await wait_for(lambda: h.controllers.syncs > 0, message="first syncs")
         assert h.controllers.pods.synced and h.controllers.nodes.synced
+
+
+class FakeKubelet:
+    """Plays every node for pods of one name prefix: binds and readies new
+    pods, removes pods marked for deletion, and calls `observe` after each
+    pass so a test can check invariants on the way."""
+
+    def __init__(
+        self,
+        h: Harness,
+        prefix: str = "",
+        *,
+        ready: bool = True,
+        observe: Any = None,
+        period_s: float = 0.03,
+    ) -> None:
+        self.h = h
+        self.prefix = prefix
+        self.ready = ready
+        self.observe = observe
+        self.period_s = period_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def step(self) -> None:
+        pods, _ = await self.h.store.list(Pod, "default")
+        mine = [p for p in pods if p.metadata.name.startswith(self.prefix)]
+        for p in mine:
+            if p.metadata.deletion_timestamp is not None:
+                with contextlib.suppress(StoreError):
+                    await self.h.store.remove("Pod", "default", p.metadata.name)
+        fresh = [
+            p for p in mine if p.metadata.deletion_timestamp is None and p.status.phase != "Running"
+        ]
+        if fresh:
+            await self.h.run_pods(fresh, ready=self.ready)
+        if self.observe is not None:
+            result = self.observe()
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _loop(self) -> None:
+        while True:
+            await self.step()
+            await asyncio.sleep(self.period_s)
+
+    async def __aenter__(self) -> FakeKubelet:
+        self._task = asyncio.create_task(self._loop())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

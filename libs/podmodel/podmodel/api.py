@@ -50,6 +50,20 @@ class EphemeralRequest(Model):
     container: EphemeralContainer | None = None
 
 
+class RollbackRequest(Model):
+    """podbus.api.rollback: `kubectl rollout undo deployment/<name>
+    [--to-revision=N]` (0: the previous revision)."""
+
+    name: str
+    namespace: str = "default"
+    to_revision: int = 0
+
+
+class RollbackReply(Model):
+    message: str
+    object: dict[str, Any] = {}
+
+
 class ListReply(Model):
     items: list[dict[str, Any]] = []
     resource_version: str = ""
