@@ -35,15 +35,20 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
-from podmodel.pod import ContainerKind, Pod, PodStatus
+from podmodel.pod import ContainerKind, Pod, PodStatus, is_sidecar
 from podmodel.probing import ProbeAssignment
 from servicekit.store import Conflict, Store
 from servicekit.telemetry import TRACEPARENT_ANNOTATION, start_pod_span
 
+from services.node_agent.hooks import run_handler
 from services.node_agent.logic import events as ev
-from services.node_agent.logic.actions import PodActions, compute_pod_actions
+from services.node_agent.logic.actions import (
+    PodActions,
+    compute_pod_actions,
+    container_grace_seconds,
+)
 from services.node_agent.logic.backoff import CrashBackoff
-from services.node_agent.logic.container_status import WaitingReason
+from services.node_agent.logic.container_status import POST_START_HOOK_ERROR, WaitingReason
 from services.node_agent.logic.phase import is_terminal
 from services.node_agent.logic.probe_assignment import pod_probe_assignments
 from services.node_agent.logic.records import ContainerRecord, ProbeResults
@@ -154,6 +159,7 @@ class PodWorker:
         self._terminal = is_terminal(pod.status.phase)
         self._kill_reasons: dict[str, str] = {}  # container -> why it was killed
         self._backoff_reported: dict[str, float] = {}
+        self._pod_ip = ""
 
     # -------------------------------------------------------------- from the agent
 
@@ -305,9 +311,12 @@ class PodWorker:
                 pod, record, kill.grace_seconds, pre_stop=kill.run_pre_stop
             )
             did = True
+        if obs.sandbox is not None:
+            self._pod_ip = obs.sandbox.pod_ip
         if actions.create_sandbox:
             with start_pod_span(pod, "node-agent.sandbox") as span:
                 sandbox = await self.runtime.prepare_sandbox(pod)
+                self._pod_ip = sandbox.pod_ip
                 span.set_attribute("podbus.sandbox.attempt", sandbox.attempt)
                 span.set_attribute("k8s.pod.ip", sandbox.pod_ip)
             did = True
@@ -341,7 +350,7 @@ class PodWorker:
         )
         path = ev.field_path(kind, name)
         try:
-            await self.runtime.start_container(pod, container, kind, previous)
+            record = await self.runtime.start_container(pod, container, kind, previous)
         except StartError as exc:
             if self._waiting.get(name) != exc.waiting:
                 self.host.emit(pod, ev.WARNING, exc.waiting.reason, exc.waiting.message, path)
@@ -368,7 +377,30 @@ class PodWorker:
         self._waiting.pop(name, None)
         self.host.emit(pod, ev.NORMAL, ev.PULLED, ev.pulled_message(container.image), path)
         self.host.emit(pod, ev.NORMAL, ev.CREATED, f"Created container {name}", path)
+        if kind != "ephemeral" and (kind == "app" or is_sidecar(container)):
+            await self._post_start(pod, container, kind, record, path)
         return True
+
+    async def _post_start(
+        self, pod: Pod, container: Any, kind: ContainerKind, record: ContainerRecord, path: str
+    ) -> None:
+        """Run the postStart hook; on failure kill the container (kubelet:
+        FailedPostStartHook event, Killing with that message, then the
+        container waits with PostStartHookError until it is restarted)."""
+        handler = container.lifecycle.post_start if container.lifecycle else None
+        if handler is None:
+            return
+        failure = await run_handler(self.runtime, pod, container, record, handler, self._pod_ip)
+        if failure is None:
+            return
+        self.host.emit(pod, ev.WARNING, ev.FAILED_POST_START_HOOK, "PostStartHook failed", path)
+        self.host.emit(pod, ev.NORMAL, ev.KILLING, ev.FAILED_POST_START_HOOK, path)
+        self._waiting[container.name] = WaitingReason(reason=POST_START_HOOK_ERROR, message=failure)
+        self._kill_reasons[container.name] = ev.FAILED_POST_START_HOOK
+        self._killing.add(record.container_id)
+        grace = container_grace_seconds(pod, container, "Unknown")
+        pre_stop = grace > 0 and container.lifecycle.pre_stop is not None
+        await self.runtime.stop_container(pod, record, grace, pre_stop=pre_stop)
 
     # -------------------------------------------------------------- reports
 

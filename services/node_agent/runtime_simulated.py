@@ -19,12 +19,20 @@ is ready with the pod's IPs. Nothing is started twice.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from podmodel.pod import Container, ContainerKind, ContainerStatus, Pod, is_sidecar
+from podmodel.pod import (
+    Container,
+    ContainerKind,
+    ContainerStatus,
+    LifecycleHandler,
+    Pod,
+    is_sidecar,
+)
 
 from services.node_agent.logic.container_status import WaitingReason
 from services.node_agent.logic.records import (
@@ -306,6 +314,27 @@ class SimulatedRuntime:
             message = f"{prog}: can't open '{what}': No such file or directory\n"
             return ExecResult(exit_code=1, stderr=message.encode())
         return ExecResult(exit_code=0, stdout=(" ".join(command) + "\n").encode())
+
+    async def run_post_start(
+        self, pod: Pod, container: Container, record: ContainerRecord, handler: LifecycleHandler
+    ) -> str | None:
+        """The postStart hook as the annotations say (hooks.run_handler
+        calls this instead of exec'ing the handler): it takes
+        post-start-duration, and fails when post-start-fails is true."""
+        try:
+            behaviour = self._behaviour(pod, container.name)
+        except StartError:
+            return None
+        if behaviour.post_start_duration > 0:
+            await asyncio.sleep(behaviour.post_start_duration)
+        if not behaviour.post_start_fails:
+            return None
+        command = handler.exec.command if handler.exec is not None else []
+        return (
+            f'Exec lifecycle hook ({command}) for Container "{container.name}" in Pod '
+            f'"{pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})" failed - '
+            "error: command exited with 1, message: 'simulated postStart failure'"
+        )
 
     async def logs(self, pod: Pod, container: str, *, previous: bool = False) -> bytes:
         sim = self._pods.get(pod.metadata.uid)

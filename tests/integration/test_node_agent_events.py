@@ -3,13 +3,17 @@ simulated runtime against real NATS and Redis."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import msgspec
 import pytest
+from nats.aio.msg import Msg
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from podmodel.codec import WatchEvent, decode
 from podmodel.event import Event
-from podmodel.pod import Pod
+from podmodel.pod import ExecAction, Lifecycle, LifecycleHandler, Pod
 from servicekit import telemetry
 from servicekit.telemetry import TRACEPARENT_ANNOTATION, LocalSpanRecorder, new_root_traceparent
 
@@ -128,3 +132,71 @@ async def test_crash_loop_writes_back_off_events(nats_url: str, redis_url: str) 
         assert event.type == "Warning" and event.message == (
             f"Back-off restarting failed container app in pod crash_default({pod.metadata.uid})"
         )
+
+
+async def test_failed_post_start_hook_kills_and_restarts_the_container(
+    nats_url: str, redis_url: str
+) -> None:
+    sim = {"app.post-start-fails": "true"}
+    async with running_agent(nats_url, redis_url) as h:
+        pod = make_pod("hook", "app", sim=sim)
+        pod.spec.containers[0].lifecycle = Lifecycle(
+            post_start=LifecycleHandler(exec=ExecAction(command=["sh", "-c", "exit 1"]))
+        )
+        await h.store.create(pod)
+
+        async def restarted() -> bool:
+            p = await h.pod("hook")
+            cs = p.status.container_statuses if p else []
+            return bool(cs) and cs[0].restart_count >= 1
+
+        await wait_for(restarted, 10, message="restart after the postStart hook failed")
+
+        async def hook_events() -> list[Event] | None:
+            found = await events_of(h, "hook")
+            return (
+                found if {"FailedPostStartHook", "Killing"} <= {e.reason for e in found} else None
+            )
+
+        found = await wait_for(hook_events, 10, message="FailedPostStartHook and Killing")
+        failed = next(e for e in found if e.reason == "FailedPostStartHook")
+        assert failed.type == "Warning" and failed.message == "PostStartHook failed"
+        killing = next(e for e in found if e.reason == "Killing")
+        assert killing.message == "FailedPostStartHook"
+
+
+async def test_post_start_hook_runs_before_the_container_counts_as_running(
+    nats_url: str, redis_url: str
+) -> None:
+    sim = {"app.post-start-duration": "0.5s"}
+    async with running_agent(nats_url, redis_url) as h:
+        pod = make_pod("slowhook", "app", sim=sim)
+        pod.spec.containers[0].lifecycle = Lifecycle(
+            post_start=LifecycleHandler(exec=ExecAction(command=["true"]))
+        )
+        seen: list[tuple[float, Pod]] = []
+
+        async def on_msg(msg: Msg) -> None:
+            event = decode(msg.data, WatchEvent)
+            seen.append((time.monotonic(), msgspec.msgpack.decode(event.object, type=Pod)))
+
+        await h.nc.subscribe("podbus.watch.pod.n1.default.slowhook", cb=on_msg)
+        await h.nc.flush()
+        await h.store.create(pod)
+
+        def running_at() -> float | None:
+            for at, p in seen:
+                cs = p.status.container_statuses
+                if cs and cs[0].state.running is not None:
+                    return at
+            return None
+
+        shown_running = await wait_for(running_at, 10, message="running after the hook")
+        creating = [
+            at
+            for at, p in seen
+            if p.status.container_statuses
+            and p.status.container_statuses[0].state.waiting is not None
+        ]
+        assert creating, "the container was shown waiting while its hook ran"
+        assert shown_running - creating[0] >= 0.4

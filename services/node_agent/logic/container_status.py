@@ -54,6 +54,7 @@ ERR_IMAGE_PULL = "ErrImagePull"
 CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 CREATE_CONTAINER_ERROR = "CreateContainerError"
 RUN_CONTAINER_ERROR = "RunContainerError"
+POST_START_HOOK_ERROR = "PostStartHookError"
 # Terminated reasons.
 COMPLETED = "Completed"
 ERROR = "Error"

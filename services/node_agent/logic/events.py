@@ -38,6 +38,7 @@ BACK_OFF = "BackOff"
 UNHEALTHY = "Unhealthy"
 FAILED = "Failed"
 PROBE_WARNING = "ProbeWarning"
+FAILED_POST_START_HOOK = "FailedPostStartHook"
 
 NORMAL = "Normal"
 WARNING = "Warning"
