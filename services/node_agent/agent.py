@@ -52,7 +52,7 @@ from services.node_agent.logic.backoff import BackoffConfig, CrashBackoff
 from services.node_agent.logic.logs import LogsError, default_container, stamp_lines, tail
 from services.node_agent.logic.probe_assignment import unhealthy_message
 from services.node_agent.logic.records import ProbeResults
-from services.node_agent.logic.static_pods import RESCAN_SECONDS, is_mirror_pod
+from services.node_agent.logic.static_pods import CONFIG_MIRROR, RESCAN_SECONDS, is_mirror_pod
 from services.node_agent.logic.timefmt import rfc3339
 from services.node_agent.logic.transitions import container_kind
 from services.node_agent.pod_worker import PodWorker
@@ -264,6 +264,14 @@ class NodeAgent:
 
     def start_static(self, pod: Pod) -> None:
         key = (pod.metadata.namespace, pod.metadata.name)
+        mirror = self.static.mirrors.get(key) if self.static is not None else None
+        if (
+            mirror is not None
+            and mirror.metadata.annotations.get(CONFIG_MIRROR) == pod.metadata.uid
+        ):
+            # A restarted agent: the mirror holds what ran, so the runtime
+            # adopts it instead of starting the containers a second time.
+            pod = msgspec.structs.replace(pod, status=mirror.status)
         old_uid = self._by_key.get(key)
         if old_uid is not None and old_uid != pod.metadata.uid and old_uid in self.workers:
             # The old version is still stopping: start the new one after it.

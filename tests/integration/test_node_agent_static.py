@@ -110,3 +110,27 @@ async def test_bad_manifest_is_skipped_and_picked_up_once_fixed(
         assert not h.agent.workers
         write(tmp_path)
         await wait_for(lambda: mirror_running(h), 15, message="fixed manifest runs")
+
+
+async def test_restarted_agent_adopts_its_static_pod(
+    nats_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    write(tmp_path)
+    async with running_agent(
+        nats_url, redis_url, static_pod_dir=str(tmp_path), static_rescan_s=0.5
+    ) as h:
+        await register_nodes(h.store, [NodeConfig(name="n1")])
+        before = await wait_for(lambda: mirror_running(h), 15, message="mirror pod running")
+    async with running_agent(
+        nats_url, redis_url, static_pod_dir=str(tmp_path), static_rescan_s=0.5
+    ) as h2:
+        await wait_for(lambda: h2.agent.workers, 10, message="static pod worker again")
+        worker = next(iter(h2.agent.workers.values()))[0]
+        await wait_for(lambda: worker.mirror is not None, 10, message="mirror linked")
+        after = await mirror_running(h2)
+        assert after is not None and after.metadata.uid == before.metadata.uid
+        cs = after.status.container_statuses[0]
+        assert cs.container_id == before.status.container_statuses[0].container_id
+        assert cs.restart_count == 0
+        obs = await h2.runtime.observe(worker.pod)
+        assert [r.container_id for r in obs.records] == [cs.container_id]  # adopted, not started
