@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 #: how long stopping waits for the pod workers to end
 STOP_TIMEOUT_SECONDS = 5.0
+#: longest wait for the workers' first passes before the first probe assignment
+FIRST_ASSIGNMENT_WAIT_SECONDS = 2.0
 #: a followed log stream looks for new output this often
 FOLLOW_POLL_SECONDS = 0.25
 #: largest chunk of log output in one message (NATS' default max is 1 MiB)
@@ -152,8 +154,12 @@ class NodeAgent:
             if self.static is not None or self.probe_link is not None:
                 await self.informer.wait_synced()
             if self.probe_link is not None:
-                # Let the workers of the listed pods make their first pass.
-                await asyncio.sleep(0.1)
+                # The listed pods' workers make their first pass (so their
+                # probes are known) before the first assignment goes out.
+                passes = [w.first_pass.wait() for w, _t in self.workers.values()]
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FIRST_ASSIGNMENT_WAIT_SECONDS):
+                        await asyncio.gather(*passes)
                 self.probe_link.pods_known.set()
             if self.static is not None:
                 tasks.append(asyncio.create_task(self.static.run(), name=f"static {self.node}"))

@@ -160,6 +160,7 @@ class PodWorker:
         self._kill_reasons: dict[str, str] = {}  # container -> why it was killed
         self._backoff_reported: dict[str, float] = {}
         self._pod_ip = ""
+        self.first_pass = asyncio.Event()  # set once a pass reported its status and probes
 
     # -------------------------------------------------------------- from the agent
 
@@ -255,6 +256,7 @@ class PodWorker:
                 traceparent=pod.metadata.annotations.get(TRACEPARENT_ANNOTATION, ""),
             ),
         )
+        self.first_pass.set()
         if actions.delete_pod:
             await self._remove(pod)
             return True
