@@ -66,6 +66,7 @@ from services.scheduler.outcomes import (
     preempted_message,
     schedulable_change,
     scheduled_message,
+    scheduled_status,
     unschedulable_status,
     wants_scheduling,
     with_nominated_node,
@@ -420,6 +421,8 @@ class Scheduler:
                     continue
                 self.stats.bound += 1
                 self.queue.done(key)
+                if isinstance(res, Pod) and (fixed := scheduled_status(res, now_s)) is not None:
+                    self._writes.statuses[key] = fixed
                 self._writes.events.append(
                     self.events.record(
                         b.pi.pod,
@@ -530,7 +533,8 @@ class Scheduler:
                 for res in results:
                     if isinstance(res, Pod):
                         self.stats.status_writes += 1
-                        self.queue.refresh(PodInfo.of(res))
+                        if not res.spec.node_name and (pi := self._info(res)) is not None:
+                            self.queue.refresh(pi)
         if writes.events:
             await self._write_events(writes.events)
 

@@ -78,6 +78,20 @@ def unschedulable_status(
     return msgspec.structs.replace(pod, status=new_status)
 
 
+def scheduled_status(pod: Pod, now: str) -> Pod | None:
+    """After binding: PodScheduled=True, but only for a pod that carries a
+    PodScheduled condition saying otherwise (an earlier Unschedulable), so
+    the common path writes nothing; the node-agent sets True on the pods it
+    runs anyway. None: nothing to write."""
+    old = pod.status.condition(POD_SCHEDULED)
+    if old is None or old.status == "True":
+        return None
+    cond = Condition(type=POD_SCHEDULED, status="True", last_transition_time=now)
+    others = [c for c in pod.status.conditions if c.type != POD_SCHEDULED]
+    status = msgspec.structs.replace(pod.status, conditions=[cond, *others])
+    return msgspec.structs.replace(pod, status=status)
+
+
 def with_nominated_node(pod: Pod, node_name: str) -> Pod | None:
     """The pod with status.nominatedNodeName set (or cleared with ""), or
     None when it already is."""

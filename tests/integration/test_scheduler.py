@@ -229,6 +229,13 @@ async def test_parked_pod_is_retried_when_a_node_is_added(
         # Parked pods otherwise wait up to 5 minutes: the node's arrival moves it.
         assert await wait_for(lambda: bound_node(store, "big"), timeout=5) == "large"
 
+        async def scheduled_true() -> bool:
+            p = await pod_of(store, "big")
+            cond = p.status.condition("PodScheduled") if p is not None else None
+            return cond is not None and cond.status == "True"
+
+        await wait_for(scheduled_true, message="PodScheduled=True replaces Unschedulable")
+
 
 async def test_retry_waits_out_the_backoff(nats_url: str, redis_url: str, store: Store) -> None:
     await store.create(make_node("small", cpu="1"))

@@ -12,6 +12,7 @@ from services.scheduler.outcomes import (
     node_change_matters,
     schedulable_change,
     scheduled_message,
+    scheduled_status,
     unschedulable_status,
     wants_scheduling,
     with_nominated_node,
@@ -141,3 +142,14 @@ def test_the_aggregator_is_bounded() -> None:
     assert len(agg) == 2
     again = agg.record(pod("p4"), "FailedScheduling", MSG, "t", 9, "Warning")
     assert again.created
+
+
+def test_scheduled_status_only_replaces_an_unschedulable_condition() -> None:
+    assert scheduled_status(pod("fresh", node_name="a"), "t") is None
+    failed = unschedulable_status(pod("p"), MSG, "t0")
+    assert failed is not None
+    fixed = scheduled_status(failed, "t1")
+    assert fixed is not None
+    cond = fixed.status.condition("PodScheduled")
+    assert cond is not None and (cond.status, cond.reason, cond.message) == ("True", "", "")
+    assert scheduled_status(fixed, "t2") is None
