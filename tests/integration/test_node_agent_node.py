@@ -11,8 +11,12 @@ import sys
 from pathlib import Path
 
 import nats
+from nats.aio.msg import Msg
+from podmodel.codec import decode, encode
 from podmodel.node import Node
 from podmodel.pod import Pod
+from podmodel.probing import ProbeAssignmentSet, ProbeSyncRequest
+from podmodel.subjects import probe_assign, probe_sync
 from servicekit.store import Store
 
 from services.node_agent.hollow import EngineConfig, SimulatedNodes, hollow_node_configs
@@ -120,6 +124,86 @@ async def test_module_entry_point_runs_a_node_and_stops_on_sigterm(
         await wait_for(running, 15, message="pod running under the module")
         proc.send_signal(signal.SIGTERM)
         rc = await asyncio.wait_for(proc.wait(), 10)
+        assert rc == 0, (await proc.stderr.read()).decode() if proc.stderr else rc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await store.close()
+        await nc.close()
+
+
+STATIC_WITH_PROBE = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: etcd}
+spec:
+  containers:
+  - name: etcd
+    image: busybox
+    readinessProbe:
+      tcpSocket: {port: 2379}
+"""
+
+
+async def test_module_flags_static_pods_and_probes_for_a_prober(
+    nats_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "etcd.yaml").write_text(STATIC_WITH_PROBE)
+    nc = await nats.connect(nats_url)
+    assignments: list[ProbeAssignmentSet] = []
+
+    async def on_assign(msg: Msg) -> None:
+        assignments.append(decode(msg.data, ProbeAssignmentSet))
+
+    await nc.subscribe(probe_assign("n1"), cb=on_assign)
+    await nc.flush()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.node_agent",
+        "--name",
+        "n1",
+        "--probes",
+        "prober",
+        "--static-pod-dir",
+        str(tmp_path),
+        "--static-rescan-seconds",
+        "0.5",
+        "--nats-url",
+        nats_url,
+        "--redis-url",
+        redis_url,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    store = await Store.connect(redis_url, publish=nc.publish)
+    try:
+
+        async def mirror_running() -> Pod | None:
+            pod = await store.get(Pod, "default", "etcd-n1")
+            return pod if pod is not None and pod.status.phase == "Running" else None
+
+        mirror = await wait_for(mirror_running, 20, message="static pod's mirror running")
+        # Probes come from a prober now: not ready until one reports.
+        assert not mirror.status.container_statuses[0].ready
+
+        def assigned() -> ProbeAssignmentSet | None:
+            return next((a for a in reversed(assignments) if a.probes), None)
+
+        latest = await wait_for(assigned, 10, message="probe assignment published")
+        [probe] = latest.probes
+        assert probe.pod_name == "etcd-n1" and probe.probe_type == "readiness"
+        assert probe.probe.tcp_socket is not None and probe.pod_ip
+        # A prober that starts asks for the assignment and gets it again.
+        count = len(assignments)
+        await nc.publish(probe_sync("n1"), encode(ProbeSyncRequest(node="n1")))
+        await wait_for(lambda: len(assignments) > count, 10, message="assignment on sync")
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            rc = await proc.wait()
         assert rc == 0, (await proc.stderr.read()).decode() if proc.stderr else rc
     finally:
         if proc.returncode is None:
