@@ -109,12 +109,14 @@ def select_victims_on_node(
     """SelectVictimsOnNode: the fewest, least important pods to evict so the
     pod fits, or the reason it cannot fit even with all of them gone."""
     pod = cycle.pod
+    # Checked before cloning: on a cluster full of equal-priority pods every
+    # node is visited, and most have nothing to evict.
+    potential = [p for p in node.pods.values() if p.priority < pod.priority]
+    if not potential:
+        return [], _NO_VICTIMS
     state = cycle.clone()
     clone = node.clone()
     plugins = [p for _, p in runner.steps]
-    potential = [p for p in clone.pods.values() if p.priority < pod.priority]
-    if not potential:
-        return [], _NO_VICTIMS
     for p in potential:
         clone.remove_pod(p)
         for plugin in plugins:
