@@ -15,6 +15,13 @@ from podmodel.event import Event
 from podmodel.pod import Pod
 from podmodel.workloads import Deployment, ReplicaSet
 from servicekit.runner import ServiceContext
+from servicekit.telemetry import (
+    TRACEPARENT_ANNOTATION,
+    LocalSpanRecorder,
+    setup_tracing,
+    shutdown_tracing,
+    traceparent_ids,
+)
 
 from services.workload_controller.intake import serve_intake
 from tests.conftest import wait_for
@@ -168,3 +175,34 @@ async def test_rollback_scale_pause_and_restart(nats_url: str, redis_url: str) -
 
         await wait_for(restarted, message="restart rollout")
         ctx.stopping.set()  # ends the intake's desired-stream consumer
+
+
+async def test_pods_get_their_own_trace_linked_to_the_rollout(
+    nats_url: str, redis_url: str
+) -> None:
+    recorder = LocalSpanRecorder()
+    setup_tracing("workload-controller", extra_exporters=[recorder], set_global=False)
+    try:
+        async with controllers_running(nats_url, redis_url) as h:
+            await h.apply(deployment("traced", 2))
+
+            async def two() -> list[Pod] | None:
+                pods = await h.pods("traced-")
+                return pods if len(pods) == 2 else None
+
+            pods = await wait_for(two, message="2 pods")
+            rs = (await replica_sets(h, "traced-"))[0]
+            rollout = traceparent_ids(rs.metadata.annotations[TRACEPARENT_ANNOTATION])
+            assert rollout is not None
+            rollout_spans = recorder.trace(rollout[0])
+            assert rollout_spans and rollout_spans[0].name.startswith("rollout default/traced")
+            for pod in pods:
+                spans = recorder.trace_of(pod.metadata.annotations[TRACEPARENT_ANNOTATION])
+                by_name = {s.name: s for s in spans}
+                root = by_name[f"pod default/{pod.metadata.name}"]
+                assert [link.context.trace_id for link in root.links] == [rollout[0]]
+                for step in ("workload-controller.admitted", "workload-controller.created"):
+                    assert by_name[step].attributes is not None
+                    assert by_name[step].attributes["owner"] == f"ReplicaSet/{rs.metadata.name}"
+    finally:
+        shutdown_tracing()

@@ -4,11 +4,13 @@ adopts orphans and records events."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from podmodel.event import Event
 from podmodel.meta import controller_of
 
 from tests.conftest import wait_for
-from tests.integration.test_wc_harness import controllers_running, prepared, replicaset
+from tests.integration.test_wc_harness import FAST, controllers_running, prepared, replicaset
 
 
 async def test_replicaset_creates_and_keeps_replicas(nats_url: str, redis_url: str) -> None:
@@ -92,3 +94,19 @@ async def test_orphan_pod_matching_selector_is_adopted(nats_url: str, redis_url:
             return len(await h.pods()) == 2
 
         await wait_for(two, message="2 pods in total (stray counted)")
+
+
+async def test_events_expire_after_their_ttl(nats_url: str, redis_url: str) -> None:
+    config = dataclasses.replace(FAST, event_ttl_s=1.0)
+    async with controllers_running(nats_url, redis_url, config) as h:
+        await h.apply(replicaset("brief", 1))
+
+        async def some_events() -> bool:
+            return bool((await h.store.list(Event, "default"))[0])
+
+        await wait_for(some_events, message="SuccessfulCreate recorded")
+
+        async def expired() -> bool:
+            return not (await h.store.list(Event, "default"))[0]
+
+        await wait_for(expired, timeout=6, message="events expired")
