@@ -6,7 +6,8 @@ starting at once cost a few round trips, not four per container.
 
 One recorder serves every node of a process (hollow nodes); each node has
 its own book (its source host). Failures are logged and dropped: an event
-is information, never state anything depends on.
+is information, never state anything depends on. Records past their TTL
+(or evicted from a full book) are deleted from the store once a minute.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: queued writes beyond this are dropped (the store is down for long)
 MAX_QUEUED = 50_000
+#: how often records past their TTL are looked for (and deleted)
+EXPIRE_EVERY_SECONDS = 60.0
+DELETE_CHUNK = 100
 
 
 class EventRecorder:
@@ -47,6 +51,7 @@ class EventRecorder:
         self._kick = asyncio.Event()
         self.written = 0
         self.dropped = 0
+        self.deleted = 0
 
     def book(self, node: str) -> PodEventBook:
         found = self._books.get(node)
@@ -106,7 +111,20 @@ class EventRecorder:
             except Exception as exc:
                 log.warning("events not written: %s", exc)
             now = self.clock()
-            if now - last_expire > 60:
+            if now - last_expire > EXPIRE_EVERY_SECONDS:
                 last_expire = now
-                for book in self._books.values():
-                    book.expire(now)
+                gone = [e for book in self._books.values() for e in book.expire(now)]
+                try:
+                    await self.delete(gone)
+                except Exception as exc:
+                    log.warning("expired events not deleted: %s", exc)
+
+    async def delete(self, events: list[Event]) -> None:
+        """Remove expired events from the store, a chunk at a time."""
+        for start in range(0, len(events), DELETE_CHUNK):
+            chunk = events[start : start + DELETE_CHUNK]
+            await asyncio.gather(
+                *(self.store.remove(Event, e.metadata.namespace, e.metadata.name) for e in chunk),
+                return_exceptions=True,
+            )
+            self.deleted += len(chunk)

@@ -15,8 +15,11 @@ from podmodel.codec import WatchEvent, decode
 from podmodel.event import Event
 from podmodel.pod import ExecAction, Lifecycle, LifecycleHandler, Pod
 from servicekit import telemetry
+from servicekit.store import Store
 from servicekit.telemetry import TRACEPARENT_ANNOTATION, LocalSpanRecorder, new_root_traceparent
 
+from services.node_agent.events import EventRecorder
+from services.node_agent.logic.events import pod_reference
 from tests.conftest import wait_for
 from tests.integration.node_agent_harness import make_pod, running_agent
 
@@ -200,3 +203,24 @@ async def test_post_start_hook_runs_before_the_container_counts_as_running(
         ]
         assert creating, "the container was shown waiting while its hook ran"
         assert shown_running - creating[0] >= 0.4
+
+
+async def test_recorder_counts_repeats_and_deletes_expired_events(redis_url: str) -> None:
+    now = [1_800_000_000.0]
+    store = await Store.connect(redis_url)
+    try:
+        recorder = EventRecorder(store, clock=lambda: now[0])
+        pod = make_pod("ev", "app")
+        pod.metadata.uid = "u-ev"
+        ref = pod_reference(pod, "spec.containers{app}")
+        recorder.emit("n1", ref, "Normal", "Started", "Started container app")
+        await recorder.flush()
+        recorder.emit("n1", ref, "Normal", "Started", "Started container app")
+        await recorder.flush()
+        [stored] = (await store.list(Event, "default"))[0]
+        assert stored.count == 2 and stored.involved_object.uid == "u-ev"
+        now[0] += 3601
+        await recorder.delete(recorder.book("n1").expire(now[0]))
+        assert (await store.list(Event, "default"))[0] == []
+    finally:
+        await store.close()

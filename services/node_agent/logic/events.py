@@ -4,9 +4,10 @@ BackOff, Unhealthy, ...) as podmodel Event records, deduplicated.
 `PodEventBook.record(...)` returns the Event to write: a new record, or the
 existing one with count + 1 and a new lastTimestamp when the same event
 (same pod, container fieldPath, type, reason and message) happened before
-— client-go's event logger. Records not updated for `ttl_s` are forgotten
-(`expire`), so the book stays bounded on a long-lived node. The driver
-(`services.node_agent.events`) batches the writes.
+— client-go's event logger. Records not updated for `ttl_s` (1 h, the API
+server's event TTL) are forgotten and handed back by `expire` for the
+driver to delete; a full book evicts its oldest tenth the same way. The
+driver (`services.node_agent.events`) batches the writes.
 
 Reasons and messages follow the kubelet (pkg/kubelet/events, kuberuntime):
 `Container image "busybox" already present on machine`, `Created container
@@ -19,6 +20,7 @@ Pure: times are passed in.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from podmodel.event import Event, EventSource, ObjectReference
@@ -84,6 +86,7 @@ class PodEventBook:
         self.max_records = max_records
         self._records: dict[EventKey, tuple[Event, float]] = {}
         self._serial = 0
+        self.evicted: list[Event] = []
 
     def __len__(self) -> int:
         return len(self._records)
@@ -117,7 +120,7 @@ class PodEventBook:
             self._records[key] = (event, now)
             return EventWrite(event, created=False)
         if len(self._records) >= self.max_records:
-            self.expire(now, force=len(self._records) - self.max_records + 1)
+            self._evict_oldest()
         self._serial += 1
         nanos = int(now * 1e9) + self._serial
         event = Event(
@@ -138,19 +141,22 @@ class PodEventBook:
         self._records[key] = (event, now)
         return EventWrite(event, created=True)
 
-    def expire(self, now: float, *, force: int = 0) -> int:
-        """Forget records older than ttl_s (and at least the `force` oldest);
-        returns how many were dropped."""
+    def expire(self, now: float) -> list[Event]:
+        """Forget the records not updated for ttl_s; returns them (the
+        driver deletes them from the store, as the API server's TTL does),
+        together with any evicted because the book was full."""
         drop = [k for k, (_e, t) in self._records.items() if now - t >= self.ttl_s]
-        if force > len(drop):
-            rest = sorted(
-                (k for k in self._records if k not in set(drop)),
-                key=lambda k: self._records[k][1],
-            )
-            drop.extend(rest[: force - len(drop)])
-        for key in drop:
-            del self._records[key]
-        return len(drop)
+        gone = [self._records.pop(k)[0] for k in drop]
+        gone.extend(self.evicted)
+        self.evicted = []
+        return gone
+
+    def _evict_oldest(self) -> None:
+        """The book is full: drop the oldest tenth (first created; dicts keep
+        insertion order), so eviction costs O(1) per event on average."""
+        count = max(len(self._records) // 10, 1)
+        for key in list(itertools.islice(self._records, count)):
+            self.evicted.append(self._records.pop(key)[0])
 
     def forget_pod(self, uid: str) -> None:
         for key in [k for k in self._records if k[0] == uid]:

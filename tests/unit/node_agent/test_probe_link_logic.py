@@ -122,7 +122,8 @@ def test_same_event_counts_up_and_different_ones_are_new() -> None:
     assert again.event.last_timestamp != again.event.first_timestamp
     assert first.event.involved_object.field_path == "spec.containers{app}"
     assert first.event.source.host == "n1" and first.event.metadata.namespace == "default"
-    assert book.expire(T0 + 3600 + 5) == 1 and len(book) == 1  # the Started record went
+    [gone] = book.expire(T0 + 3600 + 5)  # the Started record went
+    assert gone.reason == "Started" and len(book) == 1
     book.forget_pod(UID)
     assert len(book) == 0
 
@@ -133,6 +134,9 @@ def test_event_book_stays_bounded() -> None:
     for i in range(10):
         book.record(ref, "Normal", "Started", f"m{i}", T0 + i)
     assert len(book) == 3
+    evicted = book.expire(T0 + 20)  # nothing is past its TTL; the evicted come back
+    assert [e.message for e in evicted] == [f"m{i}" for i in range(7)]
+    assert book.expire(T0 + 21) == []
 
 
 def test_field_paths() -> None:
