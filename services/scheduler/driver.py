@@ -201,10 +201,8 @@ class Scheduler:
             await self.pods.wait_synced()
 
     def _event(self, event: ClusterEvent) -> None:
-        if self.queue.unschedulable_count and self.queue.on_event(event, self.clock()):
+        if self.queue.on_event(event, self.clock()):
             self._wake.set()
-        else:
-            self.queue.move_request_cycle = self.queue.scheduling_cycle
 
     def _on_node_add(self, node: Node) -> None:
         self.snapshot.add_node(node)

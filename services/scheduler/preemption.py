@@ -177,8 +177,16 @@ def preempt(
         return PreemptionResult(None, message=preemption_message(why_not))
     snap = cycle.snapshot
     n = snap.num_nodes
-    statuses = diagnosis.node_to_status
     absent = diagnosis.absent
+    # nodesWherePreemptionMightHelp, short-cut: the failures are a handful of
+    # shared constants, so when none is resolvable no node needs visiting.
+    resolvable = any(f.code == Code.UNSCHEDULABLE for f in diagnosis.failure_counts())
+    if not resolvable and not (
+        absent is not None and absent.code == Code.UNSCHEDULABLE and diagnosis.num_failed < n
+    ):
+        msg = fit_error_message(n, {PREEMPTION_NOT_HELPFUL: n})
+        return PreemptionResult(None, message=preemption_message(msg))
+    statuses = diagnosis.node_to_status
     potential = [
         ni
         for ni in snap.nodes

@@ -149,6 +149,7 @@ class SchedulingQueue:
         self._deleted_in_flight: set[str] = set()
         self.scheduling_cycle = 0
         self.move_request_cycle = -1
+        self._event_cycle: dict[ClusterEvent, int] = {}  # event -> last cycle it arrived in
 
     # -------------------------------------------------------------- sizes
 
@@ -288,8 +289,10 @@ class SchedulingQueue:
     # -------------------------------------------------------------- scheduling
 
     def pop(self, now: float) -> QueuedPodInfo | None:
-        """The next pod to try, or None. Flushes completed back-offs first."""
-        self.flush(now)
+        """The next pod to try, or None. Flushes completed back-offs first
+        (pods parked too long are `flush`'s job: a scan of every parked pod
+        per pop would cost O(parked) per cycle)."""
+        self._flush_backoff(now)
         while self._active:
             (_, _, seq), q = heapq.heappop(self._active)
             entry = self._active_keys.get(q.key)
@@ -323,10 +326,23 @@ class SchedulingQueue:
             return
         q.unschedulable_plugins = frozenset(unschedulable_plugins)
         q.timestamp = now
-        if self.move_request_cycle >= q.cycle:
+        if self._event_during(q):
             self._push_backoff(q)
         else:
             self._park(q)
+
+    def _event_during(self, q: QueuedPodInfo) -> bool:
+        """Did an event that may help this pod arrive while its cycle ran?
+        (kube-scheduler's in-flight event check: an unrelated event, such
+        as another pod's binding for a pod rejected by NodeAffinity, does
+        not send it to back-off.) Without plugins recorded: any event."""
+        if not q.unschedulable_plugins:
+            return self.move_request_cycle >= q.cycle
+        plugins = q.unschedulable_plugins
+        return any(
+            cycle >= q.cycle and event_matters(event, plugins)
+            for event, cycle in self._event_cycle.items()
+        )
 
     def add_backoff(self, q: QueuedPodInfo, now: float) -> None:
         """An error (e.g. a binding conflict): retry after the back-off."""
@@ -344,6 +360,7 @@ class SchedulingQueue:
     def on_event(self, event: ClusterEvent, now: float) -> int:
         """A cluster change: move parked pods it may help. Returns how many moved."""
         self.move_request_cycle = self.scheduling_cycle
+        self._event_cycle[event] = self.scheduling_cycle
         helped = {s for s in self._unschedulable_sets if event_matters(event, s)}
         if not helped:
             return 0
@@ -365,13 +382,7 @@ class SchedulingQueue:
 
     def flush(self, now: float) -> None:
         """Completed back-offs to activeQ; pods parked too long back too."""
-        while self._backoff and self._backoff[0][0] <= now:
-            _, seq, q = heapq.heappop(self._backoff)
-            entry = self._backoff_keys.get(q.key)
-            if entry is None or entry[1] != seq:
-                continue
-            del self._backoff_keys[q.key]
-            self._push_active(q)
+        self._flush_backoff(now)
         if self._unschedulable:
             stale = [
                 q
@@ -381,6 +392,15 @@ class SchedulingQueue:
             for q in stale:
                 self._unpark(q.key)
                 self._requeue(q, now)
+
+    def _flush_backoff(self, now: float) -> None:
+        while self._backoff and self._backoff[0][0] <= now:
+            _, seq, q = heapq.heappop(self._backoff)
+            entry = self._backoff_keys.get(q.key)
+            if entry is None or entry[1] != seq:
+                continue
+            del self._backoff_keys[q.key]
+            self._push_active(q)
 
     def next_wakeup(self) -> float | None:
         """When the earliest back-off completes (None: nothing backing off)."""

@@ -74,29 +74,76 @@ def num_feasible_nodes_to_find(num_all_nodes: int, percentage: int = 0) -> int:
 # ------------------------------------------------------------------ results
 
 
-@dataclass
 class Diagnosis:
     """Why nodes were rejected: per node name the first failing plugin's
-    Failure; `absent` applies to nodes never filtered (PreFilter rejection)."""
+    Failure; `absent` applies to nodes never filtered (PreFilter rejection).
 
-    num_all_nodes: int
-    node_to_status: dict[str, Failure] = field(default_factory=dict)
-    absent: Failure | None = None
-    pre_filter_msg: str = ""
-    post_filter_msg: str = ""
+    Built from the filter walk's chunks (node names, per-node outcome); the
+    per-name dict is made only when asked for (preemption, tests): the
+    message and the queue's plugin set need only the counts per Failure,
+    and Failures are shared constants, so counting is cheap."""
+
+    def __init__(
+        self,
+        num_all_nodes: int,
+        node_to_status: dict[str, Failure] | None = None,
+        absent: Failure | None = None,
+        pre_filter_msg: str = "",
+        post_filter_msg: str = "",
+        chunks: list[tuple[list[str], list[Failure | None]]] | None = None,
+    ) -> None:
+        self.num_all_nodes = num_all_nodes
+        self.absent = absent
+        self.pre_filter_msg = pre_filter_msg
+        self.post_filter_msg = post_filter_msg
+        self._chunks = chunks or []
+        self._node_to_status = (
+            node_to_status if node_to_status is not None else (None if chunks else {})
+        )
+        self._counts: Counter[Failure] | None = None
+
+    @property
+    def node_to_status(self) -> dict[str, Failure]:
+        if self._node_to_status is None:
+            out: dict[str, Failure] = {}
+            for names, statuses in self._chunks:
+                for name, st in zip(names, statuses, strict=True):
+                    if st is not None:
+                        out[name] = st
+            self._node_to_status = out
+        return self._node_to_status
+
+    def failure_counts(self) -> Counter[Failure]:
+        """How many nodes each Failure rejected (not counting `absent`)."""
+        if self._counts is None:
+            counts: Counter[Failure] = Counter()
+            if self._node_to_status is not None:
+                counts.update(self._node_to_status.values())
+            else:
+                with_passed: Counter[Failure | None] = Counter()
+                for _, statuses in self._chunks:
+                    with_passed.update(statuses)
+                counts.update({f: n for f, n in with_passed.items() if f is not None})
+            self._counts = counts
+        return self._counts
+
+    @property
+    def num_failed(self) -> int:
+        """Nodes with a recorded failure."""
+        return sum(self.failure_counts().values())
 
     @property
     def unschedulable_plugins(self) -> frozenset[str]:
         """Plugins that rejected some node: the queue retries the pod on
         cluster events that matter to them."""
-        plugins = {f.plugin for f in set(self.node_to_status.values())}
+        plugins = {f.plugin for f in self.failure_counts()}
         if self.absent is not None:
             plugins.add(self.absent.plugin)
         return frozenset(p for p in plugins if p)
 
     def reason_counts(self) -> Counter[str]:
-        counts = reason_counts(Counter(self.node_to_status.values()))
-        missing = self.num_all_nodes - len(self.node_to_status)
+        counts = reason_counts(self.failure_counts())
+        missing = self.num_all_nodes - self.num_failed
         if self.absent is not None and missing > 0:
             for reason in self.absent.reasons:
                 counts[reason] += missing
@@ -129,12 +176,7 @@ class ScheduleResult:
     def diagnosis(self) -> Diagnosis:
         """Per-node failure reasons of this cycle (built on first use)."""
         if self._diagnosis is None:
-            d = Diagnosis(num_all_nodes=self.evaluated_nodes)
-            for names, statuses in self._chunks:
-                for name, st in zip(names, statuses, strict=True):
-                    if st is not None:
-                        d.node_to_status[name] = st
-            self._diagnosis = d
+            self._diagnosis = Diagnosis(self.evaluated_nodes, chunks=self._chunks)
         return self._diagnosis
 
     def passed_per_plugin(self) -> dict[str, int]:
@@ -460,9 +502,10 @@ def _unschedulable(
 ) -> ScheduleResult:
     diag = result.diagnosis
     diag.num_all_nodes = cycle.snapshot.num_nodes
-    if diag.absent is None and len(diag.node_to_status) < diag.num_all_nodes:
+    failed = diag.num_failed
+    if diag.absent is None and failed < diag.num_all_nodes:
         diag.absent = Failure("", Code.UNSCHEDULABLE_AND_UNRESOLVABLE)
-    result.evaluated_nodes = len(diag.node_to_status)
+    result.evaluated_nodes = failed
     if preemption:
         from services.scheduler.preemption import preempt
 

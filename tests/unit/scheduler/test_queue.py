@@ -92,7 +92,10 @@ def test_parked_pods_return_after_five_minutes() -> None:
     item = q.pop(0.0)
     assert item is not None
     q.add_unschedulable(item, ["NodeAffinity"], now=0.0)
+    q.flush(299.0)  # the driver flushes every second
     assert q.pop(299.0) is None
+    assert q.pop(301.0) is None  # pop alone does not scan parked pods
+    q.flush(301.0)
     assert q.pop(301.0) is not None
 
 
@@ -143,3 +146,23 @@ def test_events_that_help_no_parked_pod_move_nothing_and_keep_counts() -> None:
     assert q.on_event(ClusterEvent.NODE_ADD, now=5.0) == 24
     assert q.unschedulable_count == 0
     assert not q._unschedulable_sets
+
+
+def test_an_unrelated_event_during_the_cycle_does_not_prevent_parking() -> None:
+    q = SchedulingQueue()
+    q.add(info(pod("p")), now=0.0)
+    item = q.pop(0.0)
+    assert item is not None
+    q.on_event(ClusterEvent.ASSIGNED_POD_ADD, now=0.1)  # another pod was bound
+    q.add_unschedulable(item, ["NodeAffinity"], now=0.2)
+    assert q.where("default/p") == "unschedulable"
+
+
+def test_an_event_before_the_cycle_does_not_count_as_during() -> None:
+    q = SchedulingQueue()
+    q.add(info(pod("p")), now=0.0)
+    q.on_event(ClusterEvent.NODE_ADD, now=0.0)  # seen by the coming cycle
+    item = q.pop(0.1)
+    assert item is not None
+    q.add_unschedulable(item, ["NodeResourcesFit"], now=0.2)
+    assert q.where("default/p") == "unschedulable"
