@@ -363,9 +363,9 @@ def resolve_user(
         extra.extend(psc.supplemental_groups)
     final_gid = gid if gid is not None else 0
     seen: list[int] = []
-    for g in extra:
-        if g not in seen:
-            seen.append(g)
+    for extra_gid in extra:
+        if extra_gid not in seen:
+            seen.append(extra_gid)
     return uid, final_gid, seen
 
 
