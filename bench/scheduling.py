@@ -14,6 +14,10 @@ created in bulk as pending):
   with required anti-affinity to its own colour on the hostname: every node
   ends with exactly one pod of each colour (the cluster is exactly full).
 
+- SchedulingBasicTenPercentUnschedulable (only with --scenario): Basic with
+  every tenth pod selecting a label no node has (the cost of failures:
+  full filter passes, status writes, FailedScheduling events).
+
 Throughput = pods bound per second from the first create to the last
 binding observed on the watch subjects (`podbus.watch.pod.<node>.>`).
 In the same run, the raw ceiling: binding compare-and-sets per second
@@ -152,6 +156,15 @@ def anti_affinity_pod(i: int) -> Pod:
     return pod
 
 
+def unschedulable_every_tenth_pod(i: int) -> Pod:
+    """pod-default, but every tenth pod selects a label no node has: each
+    costs a full filter pass, a status write and a FailedScheduling event."""
+    pod = base_pod(i)
+    if i % 10 == 0:
+        pod.spec.node_selector = {"disktype": "none"}
+    return pod
+
+
 @dataclass
 class Scenario:
     name: str
@@ -159,6 +172,8 @@ class Scenario:
     pods: int
     node_labels: dict[str, str]
     pod: Any
+    unschedulable: int = 0  # pods that cannot fit anywhere, by design
+    optional: bool = False  # only with --scenario
 
 
 def scenarios(scale: float) -> list[Scenario]:
@@ -169,6 +184,15 @@ def scenarios(scale: float) -> list[Scenario]:
         Scenario("SchedulingBasic", n(5000), n(10000), {}, base_pod),
         Scenario("SchedulingNodeAffinity", n(5000), n(10000), {ZONE: "zone1"}, node_affinity_pod),
         Scenario("SchedulingPodAntiAffinity", n(500), 2 * n(500), {}, anti_affinity_pod),
+        Scenario(
+            "SchedulingBasicTenPercentUnschedulable",
+            n(5000),
+            n(10000),
+            {},
+            unschedulable_every_tenth_pod,
+            unschedulable=len(range(0, n(10000), 10)),
+            optional=True,
+        ),
     ]
 
 
@@ -302,7 +326,7 @@ async def run_scenario(
     try:
         await wait_ready(nc, sc.nodes)
         pods = [sc.pod(i) for i in range(sc.pods)]
-        observer = BindObserver(sc.pods)
+        observer = BindObserver(sc.pods - sc.unschedulable)
         await observer.start(nc)
         start = time.perf_counter()
         await create_in_batches(store, pods)
@@ -326,7 +350,7 @@ async def run_scenario(
         )
         print(f"{sc.name} pods bound twice: {twice} count")
         print(f"{sc.name} nodes over-committed: {over} count")
-        print(f"{sc.name} pods not bound: {unbound} count")
+        print(f"{sc.name} pods not bound: {unbound - sc.unschedulable} count")
         return rate, prof
     finally:
         proc.send_signal(signal.SIGINT if profile else signal.SIGTERM)
@@ -407,7 +431,7 @@ async def run(scale: float, only: list[str], profile: bool, jetstream: bool) -> 
         print(f"JetStream watch stream: {'on' if jetstream else 'off'}")
         rates: dict[str, float] = {}
         for sc in scenarios(scale):
-            if only and sc.name not in only:
+            if (only and sc.name not in only) or (sc.optional and not only):
                 continue
             rates[sc.name], prof = await run_scenario(sc, ns.url, rs.url, profile)
             if prof:

@@ -570,10 +570,7 @@ def _score(
         node_scores = {}
         best = max(class_total.values())
         best_keys = {k for k, t in class_total.items() if t == best}
-        if len(best_keys) == len(class_total):
-            candidates = list(range(len(keys)))
-        else:
-            candidates = list(compress(range(len(keys)), map(best_keys.__contains__, keys)))
+        candidates = _best_positions(keys, best_keys, len(best_keys) == len(class_total), rng)
     j = candidates[rng.randrange(len(candidates))] if len(candidates) > 1 else candidates[0]
     win_key = keys[j]
     result.node_name = snap.names[feasible[j]]
@@ -582,6 +579,26 @@ def _score(
     for name, values in node_scores.items():
         scores[name] = values[j]
     result.scores = scores
+
+
+_SAMPLING_TRIES = 16
+
+
+def _best_positions(
+    keys: list[int], best_keys: set[int], all_best: bool, rng: random.Random
+) -> Sequence[int]:
+    """Positions to draw the winner from, uniformly: every position when all
+    classes tie; else one position found by rejection sampling (uniform
+    over the best positions, and cheap when they are not rare), falling back
+    to listing them all."""
+    n = len(keys)
+    if all_best:
+        return range(n)
+    for _ in range(_SAMPLING_TRIES):
+        j = rng.randrange(n)
+        if keys[j] in best_keys:
+            return (j,)
+    return list(compress(range(n), map(best_keys.__contains__, keys)))
 
 
 class _NodeList(Sequence[NodeInfo]):
