@@ -565,7 +565,7 @@ def _score(
             node_scores[plugin.NAME] = weighted
             totals = list(map(operator.add, totals, weighted))
         best = max(totals)
-        candidates = [j for j, t in enumerate(totals) if t == best]
+        candidates: Sequence[int] = [j for j, t in enumerate(totals) if t == best]
     else:
         node_scores = {}
         best = max(class_total.values())
