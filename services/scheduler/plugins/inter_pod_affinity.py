@@ -48,6 +48,14 @@ def _bump(counts: Counter[Pair], node: NodeInfo, key: str, value: int) -> None:
             del counts[(key, tv)]
 
 
+def _count_into(counts: Counter[Pair], nodes: Counter[NodeInfo], key: str) -> None:
+    """Add each node's (positive) count to its (key, value) domain."""
+    for node, count in nodes.items():
+        tv = node.labels.get(key)
+        if tv is not None:
+            counts[(key, tv)] += count
+
+
 @dataclass
 class AffinityState:
     """preFilterState: counts per topology pair of (a) existing pods whose
@@ -99,23 +107,22 @@ class InterPodAffinity(FilterPlugin, ScorePlugin):
     def pre_filter(self, cycle: CycleState) -> Scope | None:
         pod, snap = cycle.pod, cycle.snapshot
         state = AffinityState(pod)
+        # Counts here are all positive, so _count_into adds without the
+        # zero clean-up that _bump does for removals (the hot loop of a
+        # cluster full of anti-affinity pods).
         for group in snap.anti_affinity_groups.values():
             if group.term.matches(pod):
-                key = group.term.topology_key
-                for node, count in group.nodes.items():
-                    _bump(state.existing_anti, node, key, count)
+                _count_into(state.existing_anti, group.nodes, group.term.topology_key)
         if not state.existing_anti and not pod.required_affinity and not pod.required_anti_affinity:
             return None
         if pod.required_affinity or pod.required_anti_affinity:
             for lg in snap.label_groups.values():
                 if pod.required_affinity and _matches_all(pod.required_affinity, lg):
-                    for node, count in lg.all.items():
-                        for t in pod.required_affinity:
-                            _bump(state.affinity, node, t.topology_key, count)
+                    for t in pod.required_affinity:
+                        _count_into(state.affinity, lg.all, t.topology_key)
                 for t in pod.required_anti_affinity:
                     if t.matches(lg):
-                        for node, count in lg.all.items():
-                            _bump(state.anti, node, t.topology_key, count)
+                        _count_into(state.anti, lg.all, t.topology_key)
         cycle.data[NAME] = state
         return Scope.NODE
 
