@@ -132,8 +132,9 @@ def setup_tracing(
     set_global: bool = True,
 ) -> TracerProvider | None:
     """Install a TracerProvider when the environment configures an exporter
-    (or `extra_exporters` are given, e.g. a LocalSpanRecorder); else None and
-    tracing stays off.
+    (or `extra_exporters` are given, e.g. a LocalSpanRecorder, or
+    PODBUS_SPANS_DIR / OTEL_TRACES_EXPORTER=podbus-local ask for local span
+    files, see SpanFileExporter); else None and tracing stays off.
 
     service.name is OTEL_SERVICE_NAME or `service_name`; OTEL_RESOURCE_ATTRIBUTES
     and OTEL_TRACES_SAMPLER are honoured by the SDK. Remote exporters run
@@ -143,7 +144,8 @@ def setup_tracing(
     global _global_set
     env = os.environ
     names = trace_exporters(env)
-    if not names and not extra_exporters:
+    spans_dir = spans_dir_from_env(env)
+    if not names and not extra_exporters and not spans_dir:
         use_provider(None)
         return None
     attributes: dict[str, Any] = {
@@ -158,8 +160,15 @@ def setup_tracing(
             provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(env)))
         elif name == "console":
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+        elif name == LOCAL_EXPORTER:
+            pass  # the span files below
         else:
             log.warning("OTEL_TRACES_EXPORTER=%s is not supported; ignored", name)
+    if spans_dir:
+        # Off the services' threads, in batches: a pod's spans reach the file
+        # within half a second.
+        file_exporter = SpanFileExporter(spans_dir, str(attributes["service.name"]), instance)
+        provider.add_span_processor(BatchSpanProcessor(file_exporter, schedule_delay_millis=500))
     for exporter in extra_exporters:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     use_provider(provider)
@@ -378,3 +387,136 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         "status": span.status.status_code.name,
         "attributes": dict(span.attributes or {}),
     }
+
+
+# ------------------------------------------------------------ local span files
+
+SPANS_DIR_ENV = "PODBUS_SPANS_DIR"
+LOCAL_EXPORTER = "podbus-local"
+DEFAULT_SPAN_FILE_BYTES = 4 * 1024 * 1024
+
+
+def spans_dir_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """Where this process keeps its spans as JSON lines: PODBUS_SPANS_DIR, or
+    with OTEL_TRACES_EXPORTER=podbus-local and no directory, a `podbus-spans`
+    directory under the temporary directory. None: no local span files."""
+    env = os.environ if env is None else env
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    directory = env.get(SPANS_DIR_ENV, "").strip()
+    if directory:
+        return directory
+    if LOCAL_EXPORTER in trace_exporters(env):
+        import tempfile
+
+        return os.path.join(tempfile.gettempdir(), "podbus-spans")
+    return None
+
+
+def span_json_record(span: ReadableSpan) -> dict[str, Any]:
+    """`span_record` plus what a waterfall shows besides: events (name, time,
+    attributes), links (trace and span id) and the service instance."""
+    record = span_record(span)
+    resource = span.resource.attributes if span.resource else {}
+    record["instance"] = str(resource.get("service.instance.id", ""))
+    record["status_message"] = span.status.description or ""
+    record["events"] = [
+        {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
+        for e in span.events
+    ]
+    record["links"] = [
+        {"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
+        for link in span.links
+        if link.context is not None
+    ]
+    return record
+
+
+class SpanFileExporter(SpanExporter):
+    """Appends finished spans, one JSON object a line, to
+    `<directory>/<service>-<instance>.jsonl`, so that `podctl trace` can draw a
+    pod's trace on the embedded default without Jaeger.
+
+    Bounded: when the file passes `max_bytes` it becomes `<name>.1.jsonl`
+    (replacing the previous one) and a new file starts, so one process keeps
+    at most about twice `max_bytes`. Meant to run behind a BatchSpanProcessor
+    (setup_tracing does that), so the services' own threads never write to
+    disk. A write that fails is logged once and the spans are dropped:
+    tracing never stops a service."""
+
+    def __init__(
+        self,
+        directory: str,
+        service: str,
+        instance: str | None = None,
+        *,
+        max_bytes: int = DEFAULT_SPAN_FILE_BYTES,
+    ) -> None:
+        stem = "-".join(part for part in (service, instance or str(os.getpid())) if part)
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+        self.path = os.path.join(directory, f"{stem}.jsonl")
+        self.rotated_path = os.path.join(directory, f"{stem}.1.jsonl")
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._failed = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        import json
+
+        lines = "".join(
+            json.dumps(span_json_record(s), separators=(",", ":"), default=str) + "\n"
+            for s in spans
+        )
+        data = lines.encode()
+        with self._lock:
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+                try:
+                    size = os.path.getsize(self.path)
+                except OSError:
+                    size = 0
+                if size and size + len(data) > self.max_bytes:
+                    os.replace(self.path, self.rotated_path)
+                with open(self.path, "ab") as f:
+                    f.write(data)
+            except OSError as exc:
+                if not self._failed:
+                    log.warning("cannot write spans to %s: %s (dropping spans)", self.path, exc)
+                    self._failed = True
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        return None
+
+
+def read_span_files(directory: str, trace_id: str) -> list[dict[str, Any]]:
+    """Every span record of one trace (32 hex digits) in a span directory's
+    JSON-lines files (current and rotated), by start time. Lines that do not
+    decode (a write cut short) are skipped."""
+    import glob
+    import json
+
+    trace_id = trace_id.lower()
+    needle = trace_id  # cheap pre-filter before decoding a line
+    records: list[dict[str, Any]] = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.jsonl"))):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if needle not in line:
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(record, dict) and record.get("trace_id") == trace_id:
+                        records.append(record)
+        except OSError:
+            continue
+    records.sort(key=lambda r: (r.get("start_ns", 0), r.get("end_ns", 0)))
+    return records
