@@ -601,7 +601,6 @@ def build_spec(si: SpecInput) -> BuiltSpec:
             "effective": caps,
             "permitted": caps,
         },
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
         "noNewPrivileges": no_new_privs,
         "oomScoreAdj": oom_score_adj(pod, container, si.node_memory_bytes),
     }

@@ -1,0 +1,284 @@
+"""Host operations the oci runtime needs: mounts (through libc, no process
+per mount), commands (`ip`, `unshare`, runc) run asynchronously, the
+node's bridge, the pods' network namespaces and veths, IPC/UTS namespaces
+kept alive as bind mounts, cgroup clean-up and IP allocations on disk.
+
+Every function here is I/O; the decisions live in `podfiles` and `spec`.
+"""
+
+# Stat()s and small reads of local state files (tmpfs, /proc, /sys) are
+# cheaper than a thread hop: ASYNC240 does not apply here.
+# ruff: noqa: ASYNC240
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from services.node_agent.oci.podfiles import gateway_of, next_free_ip
+
+MS_RDONLY = 1
+MS_BIND = 4096
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
+class HostError(Exception):
+    """A host operation failed; the message names what and why."""
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    rc = _libc.mount(
+        source.encode(), target.encode(), fstype.encode(), flags, data.encode() if data else None
+    )
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise HostError(f"mount {fstype} {source} on {target}: {os.strerror(err)}")
+
+
+def umount(target: str) -> bool:
+    """Lazy unmount; False when it was not mounted."""
+    rc = _libc.umount2(target.encode(), MNT_DETACH)
+    if rc != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EINVAL, errno.ENOENT):
+            return False
+        raise HostError(f"umount {target}: {os.strerror(err)}")
+    return True
+
+
+def mounts_under(prefix: str) -> list[str]:
+    """Mount points at or below prefix, deepest first."""
+    prefix = prefix.rstrip("/")
+    found = []
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) > 4:
+            point = parts[4].replace("\\040", " ")
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+
+
+def unmount_all_under(prefix: str) -> None:
+    for _round in range(3):
+        points = mounts_under(prefix)
+        if not points:
+            return
+        for point in points:
+            with contextlib.suppress(HostError):
+                umount(point)
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf after unmounting everything below (never follows a mount)."""
+    if not path.exists():
+        return
+    unmount_all_under(str(path))
+    if mounts_under(str(path)):
+        raise HostError(f"{path}: still has mounts below it, not removed")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def run(
+    argv: Sequence[str], *, stdin: bytes | None = None, check: bool = True
+) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin)
+    rc = proc.returncode if proc.returncode is not None else -1
+    if check and rc != 0:
+        raise HostError(f"{' '.join(argv[:4])}: {err.decode(errors='replace').strip() or rc}")
+    return rc, out, err
+
+
+# ------------------------------------------------------------------ network
+
+
+class Network:
+    """The node's bridge and the pods' network namespaces and addresses.
+    Allocations are files `<state>/ipam/<ip>` holding the pod uid (as the
+    host-local CNI plugin keeps them), so they survive an agent restart."""
+
+    def __init__(self, bridge: str, cidr: str, state_dir: Path, netns_prefix: str) -> None:
+        self.bridge = bridge
+        self.cidr = cidr
+        self.gateway, self.prefixlen = gateway_of(cidr)
+        self.ipam = state_dir / "ipam"
+        self.ipam.mkdir(parents=True, exist_ok=True)
+        self.netns_prefix = netns_prefix
+        self._lock = asyncio.Lock()
+
+    async def ensure_bridge(self) -> None:
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            _rc, out, _ = await run(["ip", "-o", "addr", "show", "dev", self.bridge], check=False)
+            if f"{self.gateway}/{self.prefixlen}" in out.decode():
+                return
+            await run(["ip", "addr", "add", f"{self.gateway}/{self.prefixlen}", "dev", self.bridge],
+                      check=False)  # fmt: skip
+            await run(["ip", "link", "set", self.bridge, "up"])
+            return
+        batch = (
+            f"link add {self.bridge} type bridge\n"
+            f"addr add {self.gateway}/{self.prefixlen} dev {self.bridge}\n"
+            f"link set {self.bridge} up\n"
+        )
+        await run(["ip", "-batch", "-"], stdin=batch.encode())
+
+    async def delete_bridge(self) -> None:
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            await run(["ip", "link", "del", self.bridge], check=False)
+
+    def allocations(self) -> dict[str, str]:
+        """ip -> pod uid."""
+        out = {}
+        for f in self.ipam.iterdir():
+            if f.name.startswith("last"):
+                continue
+            with contextlib.suppress(OSError):
+                out[f.name] = f.read_text().strip()
+        return out
+
+    async def allocate(self, uid: str) -> str:
+        async with self._lock:
+            taken = self.allocations()
+            for ip, owner in taken.items():
+                if owner == uid:
+                    return ip
+            last_file = self.ipam / "last_reserved"
+            last = last_file.read_text().strip() if last_file.exists() else ""
+            while True:
+                ip = next_free_ip(self.cidr, taken, after=last)
+                try:
+                    fd = os.open(self.ipam / ip, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    taken[ip] = "?"
+                    continue
+                with os.fdopen(fd, "w") as f:
+                    f.write(uid)
+                last_file.write_text(ip)
+                return ip
+
+    def release(self, uid: str) -> None:
+        for ip, owner in self.allocations().items():
+            if owner == uid:
+                (self.ipam / ip).unlink(missing_ok=True)
+
+    async def setup(self, netns: str, veth: str, ip: str) -> None:
+        """A named netns with lo up and eth0 (veth peer on the bridge)."""
+        if not Path(f"/run/netns/{netns}").exists():
+            await run(["ip", "netns", "add", netns])
+        if Path(f"/sys/class/net/{veth}").exists():
+            await run(["ip", "link", "del", veth], check=False)
+        host = (
+            f"link add {veth} type veth peer name eth0 netns {netns}\n"
+            f"link set {veth} master {self.bridge} up\n"
+        )
+        await run(["ip", "-batch", "-"], stdin=host.encode())
+        inside = (
+            "link set lo up\n"
+            f"addr add {ip}/{self.prefixlen} dev eth0\n"
+            "link set eth0 up\n"
+            f"route add default via {self.gateway}\n"
+        )
+        await run(["ip", "-n", netns, "-batch", "-"], stdin=inside.encode())
+
+    async def teardown(self, netns: str, veth: str) -> None:
+        if Path(f"/run/netns/{netns}").exists():
+            await run(["ip", "netns", "del", netns], check=False)
+        if Path(f"/sys/class/net/{veth}").exists():
+            await run(["ip", "link", "del", veth], check=False)
+
+    def our_netns(self) -> list[str]:
+        try:
+            names = os.listdir("/run/netns")
+        except FileNotFoundError:
+            return []
+        return [n for n in names if n.startswith(self.netns_prefix + "-")]
+
+
+# ------------------------------------------------------------------ namespaces
+
+
+async def persistent_namespaces(
+    ipc: Path | None, uts: Path | None, hostname: str, busybox: str
+) -> None:
+    """New IPC and/or UTS namespaces kept alive as bind mounts at the given
+    paths (the hostname set inside the UTS one)."""
+    args = ["unshare"]
+    for flag, path in (("--ipc", ipc), ("--uts", uts)):
+        if path is None:
+            continue
+        path.touch()
+        args.append(f"{flag}={path}")
+    if len(args) == 1:
+        return
+    if uts is not None and hostname:
+        args += [busybox, "hostname", hostname]
+    else:
+        args += [busybox, "true"]
+    await run(args)
+
+
+# ------------------------------------------------------------------ cgroups
+
+
+def cgroup_mounts() -> list[tuple[str, str]]:
+    """(mount point, fs type) of each cgroup hierarchy."""
+    out = []
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        fstype = right.split()[0] if right else ""
+        if fstype in ("cgroup", "cgroup2"):
+            out.append((left.split()[4], fstype))
+    return out
+
+
+def oom_file(cgroups_path: str) -> str:
+    """Where the oom_kill count of a container's cgroup is read."""
+    rel = cgroups_path.lstrip("/")
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        return f"/sys/fs/cgroup/{rel}/memory.events"
+    for point, fstype in cgroup_mounts():
+        if fstype == "cgroup" and point.rstrip("/").endswith("/memory"):
+            return f"{point}/{rel}/memory.oom_control"
+    return "-"
+
+
+def remove_cgroups(cgroups_path: str) -> None:
+    """rmdir the cgroup (and its empty children) in every hierarchy."""
+    rel = cgroups_path.strip("/")
+    if not rel:
+        return
+    for point, _fstype in cgroup_mounts():
+        base = Path(point) / rel
+        if not base.is_dir():
+            continue
+        dirs = sorted(
+            (Path(d) for d, _subs, _files in os.walk(base)),
+            key=lambda p: len(p.parts),
+            reverse=True,
+        )
+        for d in dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
