@@ -32,6 +32,9 @@ from services.node_agent.node import (
     parse_labels,
     parse_taints,
 )
+from services.node_agent.oci.node import MissingPrerequisites, OciNode
+from services.node_agent.oci.node import cleanup as oci_cleanup
+from services.node_agent.oci.runtime import OciConfig
 
 log = logging.getLogger("services.node_agent")
 
@@ -62,18 +65,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--static-pod-dir", default="", help="static pod manifests (one node only)")
     p.add_argument("--static-rescan-seconds", type=float, default=20.0)
     p.add_argument("--events", choices=["on", "off"], default="on", help="write pod events")
+    oci = p.add_argument_group("oci runtime")
+    oci.add_argument("--pod-cidr", default="10.88.0.0/16", help="pod addresses of this node")
+    oci.add_argument("--bridge", default="podbus0", help="the node bridge the pods' veths join")
+    oci.add_argument("--state-dir", default="/var/lib/podbus/node", help="pods, IPs, volumes")
+    oci.add_argument("--runc-root", default="/run/podbus/runc")
+    oci.add_argument(
+        "--image-root", default=os.environ.get("PODBUS_IMAGE_ROOT", "/var/lib/podbus/images")
+    )
+    oci.add_argument("--pids-limit", type=int, default=0, help="pids cgroup limit per container")
+    oci.add_argument(
+        "--cleanup",
+        action="store_true",
+        help="remove everything a crashed oci agent left, then exit",
+    )
     p.add_argument("--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
     p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
 
+def oci_config(args: argparse.Namespace) -> OciConfig:
+    return OciConfig(
+        state_dir=args.state_dir,
+        runc_root=args.runc_root,
+        image_root=args.image_root,
+        bridge=args.bridge,
+        pod_cidr=args.pod_cidr,
+        host_ip=args.host_ip,
+        node_name=args.name,
+        pids_limit=args.pids_limit,
+    )
+
+
 async def serve(args: argparse.Namespace) -> int:
-    if args.runtime != "simulated":
-        log.error(
-            "runtime %r is not available in this build; use --runtime simulated", args.runtime
-        )
-        return 2
+    if args.runtime == "oci" or args.cleanup:
+        try:
+            if args.cleanup:
+                for item in await oci_cleanup(oci_config(args)):
+                    print(f"removed {item}")
+                return 0
+            if args.nodes:
+                log.error("--nodes (hollow nodes) needs --runtime simulated")
+                return 2
+            return await serve_oci(args)
+        except MissingPrerequisites as exc:
+            log.error("%s", exc)
+            return 2
     template = NodeConfig(
         name=args.name,
         labels=parse_labels(args.labels),
@@ -110,6 +148,49 @@ async def serve(args: argparse.Namespace) -> int:
         await main
     except asyncio.CancelledError:
         log.info("node-agent: stopping")
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()
+        await store.close()
+    return 0
+
+
+async def serve_oci(args: argparse.Namespace) -> int:
+    """One node running real containers through runc."""
+    node = NodeConfig(
+        name=args.name,
+        labels=parse_labels(args.labels),
+        taints=parse_taints(args.taints),
+        max_pods=args.max_pods,
+        cpu=args.cpu,
+        memory=args.memory,
+        host_ip=args.host_ip,
+        runtime="oci",
+    )
+    nc = await nats.connect(args.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    store = await Store.connect(args.redis_url, publish=nc.publish)
+    try:
+        oci_node = OciNode(
+            node,
+            oci_config(args),
+            store=store,
+            nc=nc,
+            probes="runtime" if args.probes == "runtime" else "prober",
+            backoff=BackoffConfig(args.backoff_initial, args.backoff_cap, args.backoff_reset),
+            lease_seconds=args.lease_seconds,
+            events=args.events == "on",
+            static_pod_dir=args.static_pod_dir,
+            static_rescan_s=args.static_rescan_seconds,
+        )
+        main = asyncio.create_task(oci_node.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, main.cancel)
+        log.info("node-agent: oci node %s (pod CIDR %s)", args.name, args.pod_cidr)
+        try:
+            await main
+        except asyncio.CancelledError:
+            log.info("node-agent: stopping (containers keep running; --cleanup removes them)")
     finally:
         with contextlib.suppress(Exception):
             await nc.drain()

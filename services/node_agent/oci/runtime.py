@@ -948,8 +948,9 @@ class OciRuntime:
         for f in self.network.ipam.iterdir():
             f.unlink(missing_ok=True)
         hostops.remove_cgroups(self.config.cgroup_parent)
-        await self.network.delete_bridge()
-        done.append(f"bridge {self.config.bridge}")
+        if Path(f"/sys/class/net/{self.config.bridge}").exists():
+            await self.network.delete_bridge()
+            done.append(f"bridge {self.config.bridge}")
         self._pods.clear()
         return done
 
