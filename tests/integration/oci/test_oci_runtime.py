@@ -99,10 +99,15 @@ async def test_containers_share_localhost_and_init_writes_what_the_app_serves(
     uid = running.metadata.uid
     assert (await oci.runtime.exec(running, "client", ["hostname"])).stdout == b"web\n"
     await delete_and_wait(oci, "web")
-    assert not [
-        x for x in assert_nothing_left(oci.config) if netns_name(oci.config.netns_prefix, uid) in x
-    ]
-    assert not _veth_exists(uid)
+    netns = netns_name(oci.config.netns_prefix, uid)
+    # the store object goes first, then the runtime removes the sandbox
+    await wait_for(
+        lambda: (
+            not [x for x in assert_nothing_left(oci.config) if netns in x] and not _veth_exists(uid)
+        ),
+        T,
+        message="the pod's netns and veth removed",
+    )
 
 
 def _veth_exists(uid: str) -> bool:
