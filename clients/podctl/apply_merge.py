@@ -1,10 +1,10 @@
 """What `podctl apply` sends, decided as kubectl decides it: the manifest
 is remembered in the `kubectl.kubernetes.io/last-applied-configuration`
 annotation, so a re-apply can tell the user's own changes from fields
-others own (a controller's annotations, the scheduler's binding). Labels
-and annotations are merged three ways (keys others added stay, keys the
-user removed from the manifest go); the spec is the manifest's, plus the
-fields only servers write (a pod's nodeName and ephemeral containers).
+others own (a controller's annotations, the scheduler's binding). Labels,
+annotations and the spec are merged three ways, map by map (keys others
+added stay: a Job's selector, a pod's nodeName; keys the user removed from
+the manifest go); lists and values are the manifest's.
 Pure.
 """
 
@@ -35,11 +35,23 @@ def last_applied_text(manifest: Obj) -> str:
     return json.dumps(clean, sort_keys=True, separators=(",", ":"))
 
 
-def _merge_map(
-    mine: dict[str, str], theirs: dict[str, str], before: dict[str, str]
-) -> dict[str, str]:
-    out = {k: v for k, v in theirs.items() if k not in before}
-    out.update(mine)
+_MISSING: Any = object()
+
+
+def three_way(mine: Any, live: Any, before: Any) -> Any:
+    """kubectl apply's merge for one value: maps merge key by key (a key
+    only the live object has, and the last applied manifest did not, is
+    someone else's and stays; a key the last manifest had and this one does
+    not is removed); anything else is the manifest's."""
+    if not isinstance(mine, dict) or not isinstance(live, dict):
+        return copy.deepcopy(mine)
+    before_map = before if isinstance(before, dict) else {}
+    out: dict[str, Any] = {}
+    for key, value in live.items():
+        if key not in mine and key not in before_map:
+            out[key] = copy.deepcopy(value)
+    for key, value in mine.items():
+        out[key] = three_way(value, live.get(key, _MISSING), before_map.get(key, _MISSING))
     return out
 
 
@@ -47,11 +59,10 @@ def merged_object(manifest: Obj, existing: Obj | None) -> Obj:
     """The object to send for `manifest` given what is stored (None: create)."""
     new = copy.deepcopy(manifest)
     meta = new.setdefault("metadata", {})
-    applied = last_applied_text(manifest)
-    mine_annotations = dict(meta.get("annotations") or {})
-    mine_annotations[LAST_APPLIED] = applied
+    annotations = dict(meta.get("annotations") or {})
+    annotations[LAST_APPLIED] = last_applied_text(manifest)
+    meta["annotations"] = annotations
     if existing is None:
-        meta["annotations"] = mine_annotations
         return new
     old_meta = existing.get("metadata") or {}
     before: Obj = {}
@@ -62,24 +73,18 @@ def merged_object(manifest: Obj, existing: Obj | None) -> Obj:
         except ValueError:
             before = {}
     before_meta = before.get("metadata") or {}
-    meta["labels"] = _merge_map(
-        dict(meta.get("labels") or {}),
-        old_meta.get("labels") or {},
-        before_meta.get("labels") or {},
-    )
-    meta["annotations"] = _merge_map(
-        mine_annotations,
-        old_meta.get("annotations") or {},
-        {**(before_meta.get("annotations") or {}), LAST_APPLIED: ""},
-    )
-    if not meta["labels"]:
-        meta.pop("labels")
-    if new.get("kind") == "Pod":
-        spec, old_spec = new.setdefault("spec", {}), existing.get("spec") or {}
-        if not spec.get("nodeName") and old_spec.get("nodeName"):
-            spec["nodeName"] = old_spec["nodeName"]
-        if not spec.get("ephemeralContainers") and old_spec.get("ephemeralContainers"):
-            spec["ephemeralContainers"] = old_spec["ephemeralContainers"]
+    for field in ("labels", "annotations"):
+        merged = three_way(
+            meta.get(field) or {}, old_meta.get(field) or {}, before_meta.get(field) or {}
+        )
+        if merged:
+            meta[field] = merged
+        else:
+            meta.pop(field, None)
+    if "spec" in new or "spec" in existing:
+        new["spec"] = three_way(
+            new.get("spec") or {}, existing.get("spec") or {}, before.get("spec")
+        )
     return new
 
 

@@ -64,8 +64,11 @@ from clients.podctl.rollout_logic import (
     statefulset_rollout,
     undo_template,
 )
-from clients.podctl.tables import headers_for, render, rows_for, sort_objects
+from clients.podctl.tables import headers_for, render, rows_for, selector_text, sort_objects
 from clients.podctl.tabwriter import column_widths, remembered_row, table, tabwrite
+
+APPLY_ATTEMPTS = 3
+"""kubectl retries an apply that lost a write race (Conflict) with fresh state."""
 
 POLL_S = 1.0
 """Re-read interval of waits, on top of the watch events that wake them."""
@@ -96,7 +99,7 @@ def _err(message: str) -> None:
 
 
 def _out(text: str, stream: TextIO | None = None) -> None:
-    (stream or sys.stdout).write(text if text.endswith("\n") or not text else text + "\n")
+    (stream or sys.stdout).write(text if text.endswith("\n") else text + "\n")
     (stream or sys.stdout).flush()
 
 
@@ -282,44 +285,51 @@ async def cmd_apply(c: PodbusClient, args: argparse.Namespace, create: bool = Fa
     dry = args.dry_run if args.dry_run != "none" else None
     suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(dry or "", "")
     code = 0
-    for source, obj in _read_manifests(args.filename, args.recursive):
-        res = resource(obj["kind"])
-        ns = _namespace_for(obj, res, args)
-        name = _name(obj)
-        try:
-            existing = await c.get(res.kind, ns, name) if name else None
-            if create and existing is not None:
+    for source, manifest in _read_manifests(args.filename, args.recursive):
+        res = resource(manifest["kind"])
+        ns = _namespace_for(manifest, res, args)
+        name = _name(manifest)
+        first_existing: Obj | bool | None = False  # False: not read yet
+        for attempt in range(APPLY_ATTEMPTS):
+            try:
+                existing = await c.get(res.kind, ns, name) if name else None
+                if first_existing is False:
+                    first_existing = existing
+                if create and existing is not None and attempt == 0:
+                    _err(
+                        f'Error from server (AlreadyExists): error when creating "{source}": '
+                        f"{res.plural_ref(name)} already exists"
+                    )
+                    code = 1
+                    break
+                # kubectl create keeps no last-applied record either
+                obj = manifest if create else merged_object(manifest, existing)
+                verb = "created" if first_existing is None else "configured"
+                if existing is not None and unchanged(obj, existing):
+                    _out(f"{res.ref(name)} {verb if attempt else 'unchanged'}{suffix}")
+                    break
+                if dry == "client":
+                    _out(f"{res.ref(name)} {verb}{suffix}")
+                    break
+                reply = await c.apply(obj, dry_run=dry == "server")
+                for w in reply.warnings:
+                    _err(f"Warning: {w}")
+                if reply.created:
+                    verb = "created"
+                _out(f"{res.ref(_name(reply.object) or name)} {verb}{suffix}")
+                break
+            except BusError as exc:
+                if exc.reason in ("ServiceUnavailable", "Timeout"):
+                    raise
+                if exc.reason == "Conflict" and attempt + 1 < APPLY_ATTEMPTS:
+                    continue  # someone wrote in between: merge again with the fresh object
+                action = "creating" if create else "applying"
                 _err(
-                    f'Error from server (AlreadyExists): error when creating "{source}": '
-                    f"{res.plural_ref(name)} already exists"
+                    f'Error from server ({exc.reason}): error when {action} "{source}": {exc.reply}'
                 )
                 code = 1
-                continue
-            if not create:  # kubectl create keeps no last-applied record either
-                obj = merged_object(obj, existing)
-            if existing is not None and unchanged(obj, existing):
-                _out(f"{res.ref(name)} unchanged{suffix}")
-                continue
-            if dry == "client":
-                verb = "created" if existing is None else "configured"
-                _out(f"{res.ref(name)} {verb}{suffix}")
-                continue
-            reply = await c.apply(obj, dry_run=dry == "server")
-            for w in reply.warnings:
-                _err(f"Warning: {w}")
-            stored_name = _name(reply.object) or name
-            verb = "created" if reply.created or existing is None else "configured"
-            _out(f"{res.ref(stored_name)} {verb}{suffix}")
-        except BusError as exc:
-            if exc.reason in ("ServiceUnavailable", "Timeout"):
-                raise
-            action = "creating" if create else "applying"
-            _err(f'Error from server ({exc.reason}): error when {action} "{source}": {exc.reply}')
-            code = 1
+                break
     return code
-
-
-# ------------------------------------------------------------------ get
 
 
 async def _fetch(
@@ -765,9 +775,13 @@ async def _pod_for(c: PodbusClient, args: argparse.Namespace, target: str) -> Ob
             owner = await c.get(res.kind, ns, name)
             if owner is None:
                 raise LookupError(f"Error from server (NotFound): {res.plural_ref(name)} not found")
-            selector = (owner.get("spec") or {}).get("selector") or {}
-            labels = selector.get("matchLabels") or {}
-            pods = await c.list("Pod", ns, ",".join(f"{k}={v}" for k, v in labels.items()) or None)
+            selector = selector_text((owner.get("spec") or {}).get("selector"))
+            if selector == "<none>" and res.kind == "Job":
+                selector = f"batch.kubernetes.io/job-name={name}"
+            if selector == "<none>":
+                pods = [p for p in await c.list("Pod", ns) if owned_by(p, owner)]
+            else:
+                pods = await c.list("Pod", ns, selector)
             pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
             if not pods:
                 raise UserError(f"no pods found for {res.ref(name)}")

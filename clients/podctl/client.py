@@ -37,6 +37,7 @@ from podmodel.node_api import (
 from podmodel.pod import EphemeralContainer
 from servicekit.bus import Bus, BusError, decode_error_reply
 
+from clients.podctl.apply_merge import merged_object, unchanged
 from clients.podctl.connection import Connection
 
 Obj = dict[str, Any]
@@ -270,6 +271,51 @@ class PodbusClient:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+
+APPLY_ATTEMPTS = 3
+"""kubectl retries an apply that lost a write race (Conflict) with fresh state."""
+
+
+class AlreadyExists(Exception):
+    """`create` of an object that exists."""
+
+
+async def apply_manifest(
+    client: PodbusClient,
+    manifest: Obj,
+    kind: str,
+    namespace: str,
+    name: str,
+    *,
+    create: bool = False,
+    dry_run: str | None = None,
+) -> tuple[str, list[str], str]:
+    """Create or update one object as `kubectl apply` (or `create`) does;
+    returns (verb: created / configured / unchanged, warnings, stored name).
+    A Conflict (someone wrote in between) is retried with fresh state."""
+    first: Obj | bool | None = False  # False: not read yet
+    for attempt in range(APPLY_ATTEMPTS):
+        existing = await client.get(kind, namespace, name) if name else None
+        if first is False:
+            first = existing
+            if create and existing is not None:
+                raise AlreadyExists(name)
+        obj = manifest if create else merged_object(manifest, existing)
+        verb = "created" if first is None else "configured"
+        if existing is not None and unchanged(obj, existing):
+            return (verb if attempt else "unchanged"), [], name
+        if dry_run == "client":
+            return verb, [], name
+        try:
+            reply = await client.apply(obj, dry_run=dry_run == "server")
+        except BusError as exc:
+            if exc.reason == "Conflict" and attempt + 1 < APPLY_ATTEMPTS:
+                continue
+            raise
+        stored = str((reply.object.get("metadata") or {}).get("name") or name)
+        return ("created" if reply.created else verb), list(reply.warnings), stored
+    raise AssertionError("unreachable")
 
 
 def error_text(exc: BusError) -> str:

@@ -45,7 +45,7 @@ def screen(
     footer: str = "",
 ) -> str:
     """The whole live screen (without the clear-screen escape)."""
-    parts = [header, "", services_table(services, now)]
+    parts = [header, services_table(services, now)]
     parts.append(render("Node", nodes, now) if nodes else "No nodes yet.\n")
     if pods:
         parts.append(

@@ -42,7 +42,7 @@ from servicekit.bus import BusError
 from servicekit.embedded import NatsServer, RedisServer, ServerError
 
 from clients.podctl import connection
-from clients.podctl.client import ConnectError, Obj, PodbusClient
+from clients.podctl.client import ConnectError, Obj, PodbusClient, apply_manifest
 from clients.podctl.kinds import resource
 from clients.podctl.live_view import ServiceState, changes, demo_progress, screen
 
@@ -196,6 +196,7 @@ def start_services(sup: Supervisor, args: argparse.Namespace) -> dict[str, Any]:
     runc = shutil.which("runc")
     runtime, why = choose_runtime(args.runtime, os.geteuid() == 0, runc, oci_runtime_built())
     info["runtime"] = runtime
+    info["why"] = why
     for name in SERVICES:
         label = name.replace("_", "-")
         if not service_available(name):
@@ -250,23 +251,25 @@ async def _apply_demo(client: PodbusClient, deadline: float) -> list[tuple[str, 
         raw: Obj = to_builtins(obj)
         meta = raw.setdefault("metadata", {})
         meta.setdefault("namespace", "default")
+        ref = resource(obj.kind).ref(meta["name"])
+        verb = ""
         while True:
             try:
-                reply = await client.apply(raw)
+                verb, _warnings, _name = await apply_manifest(
+                    client, raw, obj.kind, meta["namespace"], meta["name"]
+                )
                 break
             except BusError as exc:
                 if (
                     exc.reason not in ("ServiceUnavailable", "Timeout")
                     or time.monotonic() > deadline
                 ):
-                    _say(f"demo: {resource(obj.kind).ref(meta['name'])}: {exc}")
-                    reply = None
+                    _say(f"demo: {ref}: {exc}")
                     break
                 await asyncio.sleep(0.2)
-        if reply is None:
+        if not verb:
             continue
-        verb = "created" if reply.created else "configured"
-        _say(f"demo: {resource(obj.kind).ref(meta['name'])} {verb}")
+        _say(f"demo: {ref} {verb}")
         applied.append((obj.kind, meta.get("namespace") or "default", meta["name"]))
     return applied
 
@@ -290,8 +293,8 @@ async def foreground(
     conn = connection.resolve(server=nats_url, env=os.environ)
     started = time.monotonic()
     header = (
-        f"podbus up · NATS {nats_url} · Redis {redis_url} · node {args.node_name} "
-        f"({info['runtime']}) · Ctrl-C stops everything"
+        f"podbus up · NATS {nats_url} · Redis {redis_url} · Ctrl-C stops everything\n"
+        f"node {args.node_name}: {info.get('why', info['runtime'])}"
     )
     try:
         client_cm = PodbusClient.connect(conn)
@@ -327,6 +330,7 @@ async def foreground(
                         "runtime simulated: containers do not really run"
                     )
                     info["runtime"] = "simulated"
+                    info["why"] = "runtime simulated: the node-agent refused the oci runtime"
                     info["node_agent"] = sup.replace(
                         proc,
                         _node_agent_args(args, "simulated"),
@@ -411,6 +415,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             redis_url = redis.url
             _say(f"redis-server (AOF) listening on {redis_url}, data in {redis.data_dir}")
         env.update(NATS_URL=nats_url, REDIS_URL=redis_url)
+        env.setdefault("PODBUS_SPANS_DIR", str(data / "spans"))  # for `podctl trace`
         (data / "endpoints.env").write_text(f"NATS_URL={nats_url}\nREDIS_URL={redis_url}\n")
         info = start_services(sup, args)
         _say(f"running; podctl finds it through {data / 'endpoints.env'}; Ctrl-C stops everything")

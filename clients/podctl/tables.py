@@ -311,7 +311,7 @@ def rows_for(
             row = [_meta(obj).get("namespace", ""), *row]
         if show_labels:
             labels = _meta(obj).get("labels") or {}
-            row.append(",".join(f"{k}={v}" for k, v in labels.items()) or "<none>")
+            row.append(",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>")
         rows.append(row)
     return rows
 

@@ -186,12 +186,24 @@ def _value(v: Any) -> str:
     return json.dumps(text) if (" " in text or not text) else text
 
 
-def _attribute_text(attributes: Mapping[str, Any], skip: frozenset[str]) -> str:
+def _attribute_text(
+    attributes: Mapping[str, Any],
+    skip: frozenset[str],
+    *,
+    prefix: str = "",
+    node: str = "",
+) -> str:
+    """k=v pairs, short: no `k8s.`/`podbus.`/own-service prefix, no empty
+    values, the node only where it is not the pod's node from the header."""
     parts = []
     for key, value in attributes.items():
-        if key in skip:
+        if key in skip or value in ("", None, []):
+            continue
+        if key == "k8s.node.name" and value == node:
             continue
         short = key.removeprefix("k8s.").removeprefix("podbus.")
+        if prefix:
+            short = short.removeprefix(prefix)
         parts.append(f"{short}={_value(value)}")
     return " ".join(parts)
 
@@ -255,6 +267,10 @@ def render_waterfall(
     uid = first.attributes.get("k8s.pod.uid")
     if uid:
         title += f"  uid {uid}"
+    nodes = [s.attributes["k8s.node.name"] for s in spans if s.attributes.get("k8s.node.name")]
+    node = str(max(set(nodes), key=nodes.count)) if nodes else ""
+    if node:
+        title += f"  node {node}"
     lines = [
         title,
         f"{len(spans)} spans from {len(services)} services ({', '.join(services)}) "
@@ -281,7 +297,8 @@ def render_waterfall(
         name = "  " * min(depth, 6) + span.name
         if span.status == "ERROR":
             name += " !"
-        attrs = _attribute_text(span.attributes, _COMMON_ATTRIBUTES)
+        own = span.name.split(".")[0] + "." if "." in span.name else ""
+        attrs = _attribute_text(span.attributes, _COMMON_ATTRIBUTES, prefix=own, node=node)
         if span.kind not in ("INTERNAL", ""):
             attrs = f"[{span.kind.lower()}] {attrs}".rstrip()
         if span.links:

@@ -311,19 +311,20 @@ def test_labels_annotations_and_cordon(cluster: Cluster) -> None:
 def test_delete_waits_and_cascades(cluster: Cluster) -> None:
     assert cluster.ok("delete", "pod", "init-demo").out == 'pod "init-demo" deleted\n'
     assert cluster.podctl("get", "pod", "init-demo").code == 1
-    r = cluster.ok("delete", "deploy", "web", "--cascade=foreground", "--timeout=40s")
+    r = cluster.ok("delete", "deploy", "web", "--timeout=40s")
     assert r.out == 'deployment.apps "web" deleted\n'
-    # foreground: the Deployment went only after its ReplicaSet and pods
-    assert (
-        cluster.ok("get", "pods", "-l", "app=web").err
-        == "No resources found in default namespace.\n"
+    wait_until(
+        lambda: cluster.podctl("get", "pods", "-l", "app=web").err.startswith("No resources found"),
+        what="the web pods to go (background cascade)",
     )
     r = cluster.podctl("wait", "--for=delete", "pod", "-l", "app=web", "--timeout=1s")
     assert (r.code, r.err) == (1, "error: no matching resources found\n")
-    assert (
-        cluster.ok("get", "rs", "-l", "app=web").err == "No resources found in default namespace.\n"
-    )
+    r = cluster.ok("delete", "-f", str(EXAMPLES / "db-statefulset.yaml"), "--cascade=orphan")
+    assert r.out == 'statefulset.apps "db" deleted\n'
+    orphans = cluster.ok("get", "pods", "-l", "app=db", "-o", "name").out.split()
+    assert orphans == ["pod/db-0", "pod/db-1"]
+    out = cluster.ok("delete", "pod", "-l", "app=db", "--grace-period=0", "--force").out
+    assert out == 'pod "db-0" deleted\npod "db-1" deleted\n'
     r = cluster.podctl("delete", "job", "nope")
     assert (r.code, r.err) == (1, 'Error from server (NotFound): jobs.batch "nope" not found\n')
     assert cluster.ok("delete", "job", "nope", "--ignore-not-found").out == ""
-    cluster.ok("delete", "-f", str(EXAMPLES / "db-statefulset.yaml"), "--timeout=40s")

@@ -108,3 +108,20 @@ def test_watch_rows_keep_the_columns_of_the_first_table() -> None:
     assert line == "web-1   0/1     Terminating\n"
     line, widths = remembered_row(["a-much-longer-name", "0/1", "Pending"], widths)
     assert line == "a-much-longer-name   0/1     Pending\n"
+
+
+def test_apply_keeps_spec_fields_a_controller_set() -> None:
+    job = {
+        "kind": "Job",
+        "metadata": {"name": "j"},
+        "spec": {"template": {"spec": {"containers": [{"name": "a"}]}}},
+    }
+    stored = merged_object(job, None)
+    stored["spec"]["selector"] = {"matchLabels": {"controller-uid": "u"}}
+    stored["spec"]["template"]["metadata"] = {"labels": {"controller-uid": "u"}}
+    again = merged_object(job, stored)
+    assert again["spec"]["selector"] == {"matchLabels": {"controller-uid": "u"}}
+    assert unchanged(again, stored)
+    edited = json.loads(json.dumps(job))
+    edited["spec"]["backoffLimit"] = 1
+    assert not unchanged(merged_object(edited, stored), stored)
