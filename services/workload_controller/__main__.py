@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=d.workers, help="concurrent syncs (4)")
     p.add_argument("--leader-ttl", type=float, default=15.0, help="leader lease seconds (15)")
+    p.add_argument(
+        "--controllers",
+        choices=["on", "off"],
+        default="on",
+        help="off: serve only the API intake (an extra intake replica; never leads)",
+    )
     return p
 
 
@@ -94,6 +100,9 @@ async def main(ctx: ServiceContext) -> None:
     controllers."""
     store = await ctx.store()
     await serve_intake(ctx, store)
+    if ctx.args.controllers == "off":
+        ctx.health_details = lambda: {"leader": False, "controllers": False}
+        return
     config = config_from_args(ctx.args)
     election = LeaderElection(store.redis, LEASE_NAME, ctx.instance, ttl_s=ctx.args.leader_ttl)
     ctx.health_details = lambda: {"leader": election.token is not None}

@@ -6,9 +6,11 @@ between the bus and the store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+import msgspec
 from nats.aio.msg import Msg
 from podmodel import subjects
 from podmodel.api import (
@@ -24,14 +26,14 @@ from podmodel.api import (
 )
 from podmodel.codec import ErrorReply, decode_raw, encode, to_builtins
 from podmodel.defaults import job_selector_defaults
-from podmodel.meta import KubeObject
+from podmodel.meta import KubeObject, Model
 from podmodel.pod import Pod
 from podmodel.selector import parse_selector
 from podmodel.subjects import STREAM_DESIRED
 from podmodel.workloads import Deployment, Job, ReplicaSet
-from servicekit.bus import ApiError, Bus
+from servicekit.bus import ApiError, Bus, wants_json
 from servicekit.runner import ServiceContext
-from servicekit.store import Store, StoreError
+from servicekit.store import AlreadyExists, Store, StoreError
 from servicekit.telemetry import TRACEPARENT_ANNOTATION, new_root_traceparent, start_pod_span
 
 from services.workload_controller.api import (
@@ -84,17 +86,127 @@ def _store_error(exc: StoreError) -> ApiError:
     return ApiError(ErrorReply(error=str(exc), reason=reason, code=code))
 
 
+class ApplyReplyWire(Model):
+    """podmodel.api.ApplyReply on the wire, with the object already encoded."""
+
+    object: msgspec.Raw
+    warnings: list[str] = []
+    created: bool = False
+
+
+class CreateBatcher:
+    """Creates from concurrent requests, sent as one `create_many` (one Lua
+    call, one round trip) per batch: while a batch is in flight the next
+    one gathers, so under load each Redis round trip carries many creates
+    and when idle a create goes out at once. A create fails alone (its own
+    StoreError), never its batch neighbours."""
+
+    def __init__(self, store: Store, max_batch: int = 500) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._waiting: list[tuple[KubeObject, asyncio.Future[KubeObject]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def create(self, obj: KubeObject) -> KubeObject:
+        future: asyncio.Future[KubeObject] = asyncio.get_running_loop().create_future()
+        self._waiting.append((obj, future))
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        """Send batches until nothing waits (the batcher's own task, started
+        when a create finds it idle; requests wait for their futures)."""
+        try:
+            await self._send_batches()
+        finally:
+            self._sender = None
+            for _obj, future in self._waiting:  # cancelled mid-way: fail, never hang
+                if not future.done():
+                    future.set_exception(StoreError("create batcher stopped"))
+            self._waiting.clear()
+
+    async def _send_batches(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+            try:
+                results = await self.store.create_many([obj for obj, _ in batch])
+            except Exception as exc:
+                for _obj, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_obj, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, StoreError):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+            await asyncio.sleep(0)  # let the requests that arrived meanwhile join
+
+
 class Intake:
     """Handlers bound to one store; each turns a request into a reply or ApiError."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.creates = CreateBatcher(store)
 
-    async def apply(self, req: ApplyRequest, msg: Msg) -> ApplyReply:
-        return await self.apply_raw(req.object, dry_run=req.dry_run)
+    async def apply(self, req: ApplyRequest, msg: Msg) -> ApplyReplyWire:
+        """podbus.api.apply. The reply carries the stored object encoded once,
+        straight from its struct, in the caller's format (no detour through
+        builtins: a fifth of an apply's CPU)."""
+        obj, warnings, created = await self.apply_object(req.object, dry_run=req.dry_run)
+        return ApplyReplyWire(
+            object=msgspec.Raw(encode(obj, json=wants_json(msg))),
+            warnings=warnings,
+            created=created,
+        )
 
     async def apply_raw(self, raw: Any, *, dry_run: bool = False) -> ApplyReply:
-        """Create or update one object from its raw (decoded) form."""
+        """Create or update one object from its raw (decoded) form; the
+        reply with the object as builtins (the desired stream, tests)."""
+        obj, warnings, created = await self.apply_object(raw, dry_run=dry_run)
+        return ApplyReply(object=to_builtins(obj), warnings=warnings, created=created)
+
+    async def _create(self, obj: KubeObject) -> KubeObject | None:
+        """Create `obj` with its trace opened; None if the name exists (the
+        object is left as it came, without a new trace annotation)."""
+        had_trace = TRACEPARENT_ANNOTATION in obj.metadata.annotations
+        open_trace(obj)
+        traced = not had_trace and TRACEPARENT_ANNOTATION in obj.metadata.annotations
+        if traced and isinstance(obj, Pod):
+            with start_pod_span(obj, "workload-controller.admitted", attributes={"owner": ""}):
+                pass
+        try:
+            stored = await self.creates.create(obj)
+        except AlreadyExists:
+            if traced:
+                obj.metadata.annotations = {
+                    k: v for k, v in obj.metadata.annotations.items() if k != TRACEPARENT_ANNOTATION
+                }
+            return None
+        if isinstance(stored, Job) and not stored.spec.manual_selector:
+            # The selector and pod labels name the uid, known only now.
+            job_selector_defaults(stored)
+            stored = await self.store.update(stored)
+        if traced and isinstance(stored, Pod):
+            with start_pod_span(stored, "workload-controller.created", attributes={"owner": ""}):
+                pass
+        return stored
+
+    async def apply_object(
+        self, raw: Any, *, dry_run: bool = False
+    ) -> tuple[KubeObject, list[str], bool]:
+        """Create or update one object from its raw (decoded) form: the
+        stored (or, dry run, the prepared) object, warnings, and whether it
+        was created.
+
+        A create is tried first (most applies of a new name are creates, and
+        the store refuses a second object of a name atomically); only when
+        the name exists is the object read and updated."""
         prepared = prepare_object(raw)
         if isinstance(prepared, ErrorReply):
             log.warning("apply rejected: %s", prepared.error)
@@ -102,27 +214,27 @@ class Intake:
         obj, warnings = prepared
         meta = obj.metadata
         try:
-            existing = await self.store.get(obj.KIND, meta.namespace, meta.name)
-            if existing is None:
+            for _attempt in range(3):
                 if dry_run:
-                    return ApplyReply(object=to_builtins(obj), warnings=warnings, created=True)
-                open_trace(obj)
-                if isinstance(obj, Pod) and TRACEPARENT_ANNOTATION in meta.annotations:
-                    with start_pod_span(
-                        obj, "workload-controller.admitted", attributes={"owner": ""}
-                    ):
-                        pass
-                stored = await self.store.create(obj)
-                if isinstance(stored, Job) and not stored.spec.manual_selector:
-                    # The selector and pod labels name the uid, known only now.
-                    job_selector_defaults(stored)
-                    stored = await self.store.update(stored)
-                if isinstance(stored, Pod) and TRACEPARENT_ANNOTATION in meta.annotations:
-                    with start_pod_span(
-                        stored, "workload-controller.created", attributes={"owner": ""}
-                    ):
-                        pass
-                return ApplyReply(object=to_builtins(stored), warnings=warnings, created=True)
+                    existing = await self.store.get(obj.KIND, meta.namespace, meta.name)
+                    if existing is None:
+                        return obj, warnings, True
+                else:
+                    stored = await self._create(obj)
+                    if stored is not None:
+                        return stored, warnings, True
+                    existing = await self.store.get(obj.KIND, meta.namespace, meta.name)
+                if existing is not None:
+                    break
+            else:
+                raise ApiError(
+                    ErrorReply(
+                        error=f"{obj.KIND} {meta.namespace}/{meta.name}: created and deleted "
+                        "concurrently; try again",
+                        reason="Conflict",
+                        code=409,
+                    )
+                )
             kept = {
                 k: v
                 for k in CONTROLLER_ANNOTATIONS
@@ -142,11 +254,11 @@ class Intake:
                         )
                     )
             if dry_run:
-                return ApplyReply(object=to_builtins(obj), warnings=warnings)
+                return obj, warnings, False
             stored = await self.store.update(obj)
         except StoreError as exc:
             raise _store_error(exc) from exc
-        return ApplyReply(object=to_builtins(stored), warnings=warnings)
+        return stored, warnings, False
 
     async def get(self, req: GetRequest, msg: Msg) -> Any:
         try:

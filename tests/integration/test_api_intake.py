@@ -145,9 +145,19 @@ async def test_module_entry_point_serves_and_stops_on_sigterm(
                     )
                     await asyncio.sleep(0.1)
             assert b"ok" in health.data
+            # health answers before main() has subscribed the API: wait for it
+            while True:
+                try:
+                    msg = await nc.request(
+                        subjects.API_APPLY, json.dumps({"object": POD}).encode(), timeout=2
+                    )
+                    break
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    assert asyncio.get_running_loop().time() < deadline, "apply never answered"
+                    await asyncio.sleep(0.1)
         finally:
             await nc.close()
-        reply = await _request(nats_url, subjects.API_APPLY, {"object": POD})
+        reply = json.loads(msg.data)
         assert reply["created"] is True
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), timeout=10) == 0

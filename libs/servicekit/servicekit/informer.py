@@ -173,7 +173,12 @@ class Informer(Generic[T]):
         self._reconnects_seen = self._reconnects()
         try:
             await self.nc.flush()
+            me = asyncio.current_task()
             while True:
+                if me is not None and me.cancelling():
+                    # A cancellation swallowed below (a timeout expiring with
+                    # it, or a client library) must still end the loop.
+                    raise asyncio.CancelledError
                 now = loop.time()
                 if self._reconnects() != self._reconnects_seen:
                     self._reconnects_seen = self._reconnects()

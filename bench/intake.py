@@ -1,0 +1,283 @@
+"""Benchmark: the workload-controller's intake and its scale-up, same run,
+own servers.
+
+Starts its own nats-server and redis-server (no AOF) and the
+workload-controller as a process (`python -m services.workload_controller`,
+intake + leader-elected controllers), then measures:
+
+1. applies/s: concurrent clients send `podbus.api.apply` requests (a new
+   Pod each, JSON in and out, as any client would) for `--seconds`;
+2. echo/s: the same clients, the same JSON payload, against a raw NATS
+   request-reply echo responder (nats-py, in its own process, like the
+   service), measured in the same run;
+3. the ratio applies/echo (goal >= 0.3);
+4. a Deployment scaled from 1 to `--replicas` (10,000) replicas: seconds
+   until every pod object exists in the store (the controller's work; no
+   scheduler or nodes compete for the two cores unless `--nodes N` starts
+   the scheduler and a hollow node-agent with N simulated nodes).
+
+Prints `<scenario>: <value> <unit>` lines.
+
+    .venv/bin/python bench/intake.py [--clients 32] [--seconds 5] [--replicas 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import nats  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+from servicekit.embedded import NatsServer, RedisServer  # noqa: E402
+
+ECHO_SUBJECT = "bench.echo"
+
+ECHO_SERVER = """
+import asyncio, sys
+import nats  # noqa: E402
+
+async def main(url):
+    nc = await nats.connect(url)
+    async def echo(msg):
+        await msg.respond(msg.data)
+    await nc.subscribe(sys.argv[2], queue="echo", cb=echo)
+    await nc.flush()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def pod_request(i: int) -> bytes:
+    """The apply request a plain client sends: a realistic Pod as JSON."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"bench-{i:07d}",
+            "namespace": "bench",
+            "labels": {"app": "bench", "tier": "frontend"},
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "nginx:1.27",
+                    "ports": [{"containerPort": 80}],
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                    "env": [{"name": "MODE", "value": "bench"}],
+                }
+            ]
+        },
+    }
+    return json.dumps({"object": pod}).encode()
+
+
+async def drive(
+    url: str, subject: str, clients: int, seconds: float, payload_for: object
+) -> tuple[int, int]:
+    """`clients` concurrent request loops over a few connections for
+    `seconds`; returns (successful replies, errors)."""
+    conns = [await nats.connect(url) for _ in range(min(4, clients))]
+    counter = iter(range(10**9))
+    ok = 0
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def loop(nc: nats.NATS) -> None:
+        nonlocal ok, errors
+        while time.perf_counter() < deadline:
+            body = payload_for(next(counter))  # type: ignore[operator]
+            try:
+                msg = await nc.request(subject, body, timeout=10)
+            except Exception:
+                errors += 1
+                continue
+            if msg.data[:9] == b'{"error":':
+                errors += 1
+            else:
+                ok += 1
+
+    try:
+        await asyncio.gather(*(loop(conns[i % len(conns)]) for i in range(clients)))
+    finally:
+        for nc in conns:
+            await nc.close()
+    return ok, errors
+
+
+async def wait_until(check: object, timeout: float, what: str) -> None:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if await check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.02)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+async def scale_up(nats_url: str, redis_url: str, replicas: int) -> float:
+    """Seconds from applying replicas=N to N pod objects in the store."""
+    nc = await nats.connect(nats_url)
+    r = aioredis.Redis.from_url(redis_url)
+
+    def deployment(n: int) -> bytes:
+        d = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "big", "namespace": "scale"},
+            "spec": {
+                "replicas": n,
+                "selector": {"matchLabels": {"app": "big"}},
+                "template": {
+                    "metadata": {"labels": {"app": "big"}},
+                    "spec": {"containers": [{"name": "c", "image": "pause:3"}]},
+                },
+            },
+        }
+        return json.dumps({"object": d}).encode()
+
+    async def pods() -> int:
+        return int(await r.scard("podbus:idx:pod:ns:scale"))
+
+    try:
+        await nc.request("podbus.api.apply", deployment(1), timeout=10)
+        await wait_until(lambda: _ge(pods, 1), 30, "the first pod")
+        start = time.perf_counter()
+        reply = await nc.request("podbus.api.apply", deployment(replicas), timeout=10)
+        assert b'"error"' not in reply.data[:20], reply.data[:300]
+        await wait_until(lambda: _ge(pods, replicas), 120, f"{replicas} pods")
+        return time.perf_counter() - start
+    finally:
+        await nc.close()
+        await r.aclose()
+
+
+async def _ge(count: object, n: int) -> bool:
+    return int(await count()) >= n  # type: ignore[operator]
+
+
+def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        natsd = NatsServer(Path(tmp) / "nats")
+        redisd = RedisServer(Path(tmp) / "redis", appendonly=False)
+        natsd.start()
+        redisd.start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PODBUS_"))}
+        env["PODBUS_LOG_LEVEL"] = "WARNING"
+        urls = ["--nats-url", natsd.url, "--redis-url", redisd.url]
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            echo = start([sys.executable, "-c", ECHO_SERVER, natsd.url, ECHO_SUBJECT], env)
+            procs.append(echo)
+            assert echo.stdout is not None and echo.stdout.readline().strip() == b"ready"
+            controller = [
+                sys.executable,
+                "-m",
+                "services.workload_controller",
+                *urls,
+                "--burst-replicas",
+                str(args.burst),
+                "--slow-start-batch",
+                str(args.slow_start),
+                *(["--controllers", "off"] if args.intake_only else []),
+            ]
+            procs.append(start(controller, env))
+            if args.nodes:
+                procs.append(start([sys.executable, "-m", "services.scheduler", *urls], env))
+                procs.append(
+                    start(
+                        [
+                            sys.executable,
+                            "-m",
+                            "services.node_agent",
+                            "--runtime",
+                            "simulated",
+                            "--nodes",
+                            str(args.nodes),
+                            "--max-pods",
+                            str(max(110, args.replicas // args.nodes + 10)),
+                            "--events",
+                            "off",
+                            *urls,
+                        ],
+                        env,
+                    )
+                )
+            nc = await nats.connect(natsd.url)
+
+            async def intake_up() -> bool:
+                try:
+                    await nc.request("podbus.api.list", b'{"kind": "Pod"}', timeout=1)
+                except Exception:
+                    return False
+                return True
+
+            await wait_until(intake_up, 30, "the intake")
+            await nc.close()
+
+            # warm-up, then both measurements in the same run
+            await drive(natsd.url, "podbus.api.apply", args.clients, 1.0, pod_request)
+            await drive(natsd.url, ECHO_SUBJECT, args.clients, 1.0, pod_request)
+            ok_apply, err_apply = await drive(
+                natsd.url, "podbus.api.apply", args.clients, args.seconds, pod_request
+            )
+            ok_echo, err_echo = await drive(
+                natsd.url, ECHO_SUBJECT, args.clients, args.seconds, pod_request
+            )
+            applies = ok_apply / args.seconds
+            echoes = ok_echo / args.seconds
+            print(
+                f"apply pod via podbus.api.apply ({args.clients} clients): {applies:.0f} applies/s"
+            )
+            print(f"raw NATS request-reply echo ({args.clients} clients): {echoes:.0f} requests/s")
+            print(f"apply/echo ratio: {applies / echoes:.2f} ratio (goal >= 0.3)")
+            if err_apply or err_echo:
+                print(f"errors: {err_apply + err_echo} requests")
+
+            if args.intake_only:
+                return
+            seconds = await scale_up(natsd.url, redisd.url, args.replicas)
+            print(f"deployment scale-up 1 -> {args.replicas} (all pods created): {seconds:.2f} s")
+            print(f"deployment scale-up pod creation rate: {args.replicas / seconds:.0f} pods/s")
+        finally:
+            stop(procs)
+            natsd.close()
+            redisd.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--replicas", type=int, default=10_000)
+    parser.add_argument("--burst", type=int, default=500, help="controller --burst-replicas")
+    parser.add_argument("--slow-start", type=int, default=1, help="controller --slow-start-batch")
+    parser.add_argument("--intake-only", action="store_true", help="no controllers (no scale-up)")
+    parser.add_argument("--nodes", type=int, default=0, help="hollow nodes (+ scheduler)")
+    asyncio.run(main(parser.parse_args()))
