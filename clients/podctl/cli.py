@@ -850,6 +850,11 @@ async def cmd_logs(c: PodbusClient, args: argparse.Namespace) -> int:
 
 
 _SHELLS = {"sh", "bash", "ash", "dash", "zsh", "ksh"}
+KEEP_ALIVE = "while true; do sleep 3600; done"
+
+
+def _is_shell(command: list[str]) -> bool:
+    return len(command) == 1 and os.path.basename(command[0]) in _SHELLS
 
 
 async def _run_exec(
@@ -865,8 +870,7 @@ async def _run_exec(
     if not interactive:
         reply = await c.exec(node, _ns(pod), _name(pod), container, command, timeout)
         return _print_exec(reply)
-    shell = os.path.basename(command[0]) in _SHELLS and len(command) == 1
-    if not shell:
+    if not _is_shell(command):
         reply = await c.exec(node, _ns(pod), _name(pod), container, command, timeout)
         return _print_exec(reply)
     prompt = tty and sys.stdin.isatty()
@@ -947,7 +951,12 @@ async def cmd_debug(c: PodbusClient, args: argparse.Namespace) -> int:
     eph: Obj = {"name": name, "image": args.image, "imagePullPolicy": "IfNotPresent"}
     if args.target:
         eph["targetContainerName"] = args.target
-    if command:
+    line_mode = args.stdin and (command is None or _is_shell(command))
+    if line_mode:
+        # No attach crosses the bus: the container idles and each typed line
+        # runs in it through exec (see _run_exec), so a shell never meets EOF.
+        eph["command"] = [*(command or ["sh"]), "-c", KEEP_ALIVE]
+    elif command:
         eph["command"] = command
     if args.stdin:
         eph["stdin"] = True
@@ -970,6 +979,8 @@ async def cmd_debug(c: PodbusClient, args: argparse.Namespace) -> int:
                 s = st.get("state") or {}
                 if s.get("running") is not None:
                     return True
+                if s.get("terminated") is not None and not line_mode:
+                    return True  # its output is in the logs
                 if s.get("terminated") is not None:
                     raise UserError(
                         f"container {name} terminated: {s['terminated'].get('reason') or 'exited'}"
@@ -982,6 +993,15 @@ async def cmd_debug(c: PodbusClient, args: argparse.Namespace) -> int:
     if not await _wait_until(c, ["Pod"], running, parse_duration(args.timeout)):
         _err(f"error: timed out waiting for the debug container {name} to start")
         return 1
+    if not line_mode:
+        request = LogsRequest(namespace=ns, pod=pod_name, container=name, follow=True)
+        async for chunk in c.logs(_node_of(state["pod"]), request):
+            if chunk.error:
+                _err(f"error: {chunk.error}")
+                return 1
+            sys.stdout.write(chunk.data)
+            sys.stdout.flush()
+        return 0
     _err("If you don't see a command prompt, try pressing enter.")
     return await _run_exec(
         c,

@@ -185,6 +185,12 @@ class Supervisor:
 
 def _node_agent_args(args: argparse.Namespace, runtime: str) -> list[str]:
     extra = ["--name", args.node_name, "--runtime", runtime]
+    if runtime == "oci":
+        extra += ["--state-dir", str(Path(args.data_dir or state_dir()) / "node")]
+        if args.bridge:
+            extra += ["--bridge", args.bridge]
+        if args.pod_cidr:
+            extra += ["--pod-cidr", args.pod_cidr]
     if args.static_pod_dir:
         extra += ["--static-pod-dir", args.static_pod_dir]
     return extra
@@ -382,6 +388,26 @@ async def foreground(
         await client_cm.__aexit__(None, None, None)
 
 
+def _oci_cleanup(sup: Supervisor) -> None:
+    """The oci node-agent leaves its containers running when it stops (a
+    restarted agent adopts them); `podbus up` promises nothing is left, so
+    its --cleanup removes containers, namespaces, veths, the bridge and mounts."""
+    for proc in sup.procs:
+        if proc.name != "node-agent" or "oci" not in proc.argv:
+            continue
+        _say("removing the oci node's containers, network namespaces and mounts")
+        result = subprocess.run(
+            [*proc.argv, "--cleanup"],
+            env=sup.env,
+            timeout=120,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            _say(f"node-agent --cleanup failed ({result.returncode}): {result.stderr.strip()}")
+
+
 def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -415,6 +441,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             redis_url = redis.url
             _say(f"redis-server (AOF) listening on {redis_url}, data in {redis.data_dir}")
         env.update(NATS_URL=nats_url, REDIS_URL=redis_url)
+        # Spans as local files unless an OTLP exporter is configured: `podctl trace POD` reads them.
+        if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT") and not env.get("OTEL_TRACES_EXPORTER"):
+            env.setdefault("PODBUS_SPANS_DIR", str(data / "spans"))
         env.setdefault("PODBUS_SPANS_DIR", str(data / "spans"))  # for `podctl trace`
         (data / "endpoints.env").write_text(f"NATS_URL={nats_url}\nREDIS_URL={redis_url}\n")
         info = start_services(sup, args)
@@ -432,6 +461,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C waits
         try:
             sup.stop()
+            _oci_cleanup(sup)
             for server in reversed(servers):
                 server.stop()
         finally:
@@ -477,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     up.add_argument("--node-name", default=socket.gethostname(), help="the node's name")
     up.add_argument("--static-pod-dir", default="", help="static pod manifests for the node")
+    up.add_argument("--bridge", default="", help="oci: the node's bridge (default podbus0)")
+    up.add_argument("--pod-cidr", default="", help="oci: pod addresses (default 10.88.0.0/16)")
     up.add_argument("--data-dir", help="where nats and redis keep data (default: the state dir)")
     up.add_argument("--nats-port", type=int, default=DEFAULT_NATS_PORT)
     up.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)

@@ -180,3 +180,78 @@ def test_podbus_up_demo_runs_the_examples_and_ctrl_c_leaves_nothing(tmp_path: Pa
     assert proc.returncode == 0, "".join(lines)
     leftover = [pid for pid in everything if _alive(pid)]
     assert not leftover, f"processes left running: {leftover}"
+
+
+def _mentions(cmdline: Path, path: Path) -> bool:
+    try:
+        return str(path).encode() in cmdline.read_bytes()
+    except OSError:  # the process ended meanwhile
+        return False
+
+
+def _oci_possible() -> str | None:
+    import importlib.util
+    import shutil
+
+    if os.geteuid() != 0:
+        return "needs root"
+    if shutil.which("runc") is None:
+        return "needs runc"
+    if importlib.util.find_spec("services.node_agent.oci") is None:
+        return "the oci runtime is not built yet"
+    return None
+
+
+@pytest.mark.root
+def test_podbus_up_oci_demo_runs_real_containers_and_leaves_no_trace(tmp_path: Path) -> None:
+    why = _oci_possible()
+    if why:
+        pytest.skip(why)
+    bridge = f"pbe2e{os.getpid() % 100000}"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("NATS_URL", "REDIS_URL", "XDG_STATE_HOME")
+    }
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "clients.podctl.podbus_cli",
+            "up",
+            "--demo",
+            "--plain",
+            "--bridge",
+            bridge,
+            "--pod-cidr",
+            "10.231.0.0/16",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--nats-port",
+            str(free_port()),
+            "--redis-port",
+            str(free_port()),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        up = _read_lines_until(proc, lines, "demo: all examples are up", timeout=60)
+        assert up, "".join(lines)
+        assert "runtime oci: real containers" in "".join(lines)
+        assert Path(f"/sys/class/net/{bridge}").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert _read_lines_until(proc, lines, "nothing left running", timeout=60), "".join(lines)
+        proc.wait(10)
+    assert proc.returncode == 0, "".join(lines)
+    assert not Path(f"/sys/class/net/{bridge}").exists(), "bridge left behind"
+    netns_after = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    assert netns_after <= netns_before, f"network namespaces left: {netns_after - netns_before}"
+    mounts = Path("/proc/mounts").read_text()
+    assert str(tmp_path) not in mounts, "mounts left behind"
+    shims = [p.parent.name for p in Path("/proc").glob("[0-9]*/cmdline") if _mentions(p, tmp_path)]
+    assert not shims, f"processes left: {shims}"
