@@ -193,9 +193,10 @@ async def main(args: argparse.Namespace) -> None:
         urls = ["--nats-url", natsd.url, "--redis-url", redisd.url]
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            echo = start([sys.executable, "-c", ECHO_SERVER, natsd.url, ECHO_SUBJECT], env)
-            procs.append(echo)
-            assert echo.stdout is not None and echo.stdout.readline().strip() == b"ready"
+            for _ in range(args.replicas_per_side):
+                echo = start([sys.executable, "-c", ECHO_SERVER, natsd.url, ECHO_SUBJECT], env)
+                procs.append(echo)
+                assert echo.stdout is not None and echo.stdout.readline().strip() == b"ready"
             controller = [
                 sys.executable,
                 "-m",
@@ -208,6 +209,8 @@ async def main(args: argparse.Namespace) -> None:
                 *(["--controllers", "off"] if args.intake_only else []),
             ]
             procs.append(start(controller, env))
+            for _ in range(args.replicas_per_side - 1):  # more intake replicas (queue group)
+                procs.append(start([*controller, "--controllers", "off"], env))
             if args.nodes:
                 procs.append(start([sys.executable, "-m", "services.scheduler", *urls], env))
                 procs.append(
@@ -252,10 +255,9 @@ async def main(args: argparse.Namespace) -> None:
             )
             applies = ok_apply / args.seconds
             echoes = ok_echo / args.seconds
-            print(
-                f"apply pod via podbus.api.apply ({args.clients} clients): {applies:.0f} applies/s"
-            )
-            print(f"raw NATS request-reply echo ({args.clients} clients): {echoes:.0f} requests/s")
+            side = f"{args.clients} clients, {args.replicas_per_side} server process(es)"
+            print(f"apply pod via podbus.api.apply ({side}): {applies:.0f} applies/s")
+            print(f"raw NATS request-reply echo ({side}): {echoes:.0f} requests/s")
             print(f"apply/echo ratio: {applies / echoes:.2f} ratio (goal >= 0.3)")
             if err_apply or err_echo:
                 print(f"errors: {err_apply + err_echo} requests")
@@ -278,6 +280,12 @@ if __name__ == "__main__":
     parser.add_argument("--replicas", type=int, default=10_000)
     parser.add_argument("--burst", type=int, default=500, help="controller --burst-replicas")
     parser.add_argument("--slow-start", type=int, default=1, help="controller --slow-start-batch")
+    parser.add_argument(
+        "--replicas-per-side",
+        type=int,
+        default=1,
+        help="intake processes (queue group) and, to compare like with like, echo processes",
+    )
     parser.add_argument("--intake-only", action="store_true", help="no controllers (no scale-up)")
     parser.add_argument("--nodes", type=int, default=0, help="hollow nodes (+ scheduler)")
     asyncio.run(main(parser.parse_args()))

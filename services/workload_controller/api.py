@@ -11,11 +11,13 @@ from typing import Any
 import msgspec
 from podmodel.codec import DecodeError, ErrorReply, FieldError, object_from_raw
 from podmodel.defaults import apply_defaults
-from podmodel.manifest import decode_error_message, unknown_fields
+from podmodel.manifest import decode_error_message
 from podmodel.meta import KubeObject
 from podmodel.pod import Container, EphemeralContainer, Pod, PodSpec
 from podmodel.registry import kind_type
 from podmodel.validation import validate
+
+from services.workload_controller.unknown_fields import unknown_fields
 
 POD_UPDATE_FORBIDDEN = (
     "pod updates may not change fields other than `spec.containers[*].image`, "
