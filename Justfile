@@ -32,3 +32,12 @@ bench:
 # The embedded default: nats-server, redis-server, every service and one node.
 up *args:
     {{bin}}podbus up {{args}}
+
+# deploy/compose: nats, redis, jaeger and each service in its own container (needs Docker).
+compose-up *args:
+    docker compose -p podbus -f deploy/compose/compose.yaml up -d --build {{args}}
+    @echo "Jaeger: http://localhost:16686   podctl: PODBUS_NATS_URL=nats://localhost:4222 podctl get pods"
+
+# Stop the compose deployment (volumes kept; `just compose-down -v` removes them).
+compose-down *args:
+    docker compose -p podbus -f deploy/compose/compose.yaml down {{args}}
