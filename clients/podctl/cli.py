@@ -55,6 +55,7 @@ from clients.podctl.rollout_logic import (
     deployment_rollout,
     history,
     jsonpath,
+    jsonpath_template,
     jsonpath_text,
     owned_by,
     parse_edits,
@@ -172,7 +173,7 @@ def _print_objects(
     if output.startswith("jsonpath="):
         expr = output[len("jsonpath=") :].strip("'\"")
         value = all_objs[0] if single and len(all_objs) == 1 else _as_list(all_objs)
-        sys.stdout.write(jsonpath_text(jsonpath(value, expr)))
+        sys.stdout.write(jsonpath_template(value, expr))
         sys.stdout.flush()
         return
     if output not in ("", "wide"):

@@ -31,8 +31,14 @@ class _Writer:
         return tabwrite("".join(self.parts), DESCRIBE_MINWIDTH, DESCRIBE_PADDING)
 
 
+SKIPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+"""Annotations describe leaves out, as kubectl's describer does."""
+
+
 def _map_lines(w: _Writer, level: int, title: str, values: dict[str, str], sep: str = "=") -> None:
     """`Labels:  a=b` then continuation lines aligned under the first value."""
+    if sep == ": ":
+        values = {k: v for k, v in values.items() if k not in SKIPPED_ANNOTATIONS}
     if not values:
         w.line(level, title, "<none>")
         return

@@ -248,6 +248,23 @@ def jsonpath_text(values: list[Any]) -> str:
     return " ".join(one(v) for v in values)
 
 
+def jsonpath_template(obj: Any, template: str) -> str:
+    """kubectl's `-o jsonpath=` output: each `{...}` replaced by its values,
+    the text around kept (`{.a} {.b}\n` works)."""
+    out: list[str] = []
+    pos = 0
+    for match in re.finditer(r"\{[^}]*\}", template):
+        out.append(template[pos : match.start()])
+        inner = match.group(0)[1:-1].strip()
+        if len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "\"'":
+            out.append(inner[1:-1].replace("\\n", "\n").replace("\\t", "\t"))  # {"\n"}
+        else:
+            out.append(jsonpath_text(jsonpath(obj, match.group(0))))
+        pos = match.end()
+    out.append(template[pos:])
+    return "".join(out).replace("\\n", "\n").replace("\\t", "\t")
+
+
 def condition_met(obj: Obj, wanted: WaitFor) -> bool:
     """Is `obj` in the state `wanted` asks for (condition or jsonpath)?"""
     if wanted.kind == "condition":

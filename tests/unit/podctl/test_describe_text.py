@@ -190,3 +190,15 @@ def test_toleration_text_matches_kubectl() -> None:
     )
     assert toleration_text({"operator": "Exists"}) == "op=Exists"
     assert toleration_text({"key": "k", "value": "v", "effect": "NoSchedule"}) == "k=v:NoSchedule"
+
+
+def test_last_applied_configuration_is_not_described() -> None:
+    pod = {
+        **POD,
+        "metadata": {
+            **POD["metadata"],
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "team": "a"},
+        },
+    }
+    text = describe_pod(pod, [], NOW)
+    assert "last-applied" not in text and "Annotations:      team: a" in text

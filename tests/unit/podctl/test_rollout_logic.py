@@ -126,3 +126,12 @@ def test_label_edits_need_overwrite_to_change_a_value() -> None:
     assert apply_edits({"env": "dev"}, sets, [], overwrite=True) == {"env": "prod"}
     with pytest.raises(EditError):
         parse_edits(["nonsense"])
+
+
+def test_jsonpath_templates_keep_literal_text() -> None:
+    from clients.podctl.rollout_logic import jsonpath_template
+
+    obj = {"metadata": {"name": "a", "generation": 2}, "status": {"ready": True}}
+    assert jsonpath_template(obj, "{.metadata.name} {.metadata.generation}\\n") == "a 2\n"
+    assert jsonpath_template(obj, "{.status.ready}") == "true"
+    assert jsonpath_template(obj, '{.metadata.name}{"\\n"}') == "a\n"
