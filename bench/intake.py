@@ -211,27 +211,6 @@ async def main(args: argparse.Namespace) -> None:
             procs.append(start(controller, env))
             for _ in range(args.replicas_per_side - 1):  # more intake replicas (queue group)
                 procs.append(start([*controller, "--controllers", "off"], env))
-            if args.nodes:
-                procs.append(start([sys.executable, "-m", "services.scheduler", *urls], env))
-                procs.append(
-                    start(
-                        [
-                            sys.executable,
-                            "-m",
-                            "services.node_agent",
-                            "--runtime",
-                            "simulated",
-                            "--nodes",
-                            str(args.nodes),
-                            "--max-pods",
-                            str(max(110, args.replicas // args.nodes + 10)),
-                            "--events",
-                            "off",
-                            *urls,
-                        ],
-                        env,
-                    )
-                )
             nc = await nats.connect(natsd.url)
 
             async def intake_up() -> bool:
@@ -264,6 +243,27 @@ async def main(args: argparse.Namespace) -> None:
 
             if args.intake_only:
                 return
+            if args.nodes:  # only now, so they do not compete with the intake figures
+                procs.append(start([sys.executable, "-m", "services.scheduler", *urls], env))
+                procs.append(
+                    start(
+                        [
+                            sys.executable,
+                            "-m",
+                            "services.node_agent",
+                            "--runtime",
+                            "simulated",
+                            "--nodes",
+                            str(args.nodes),
+                            "--max-pods",
+                            str(max(110, args.replicas // args.nodes + 10)),
+                            "--events",
+                            "off",
+                            *urls,
+                        ],
+                        env,
+                    )
+                )
             seconds = await scale_up(natsd.url, redisd.url, args.replicas)
             print(f"deployment scale-up 1 -> {args.replicas} (all pods created): {seconds:.2f} s")
             print(f"deployment scale-up pod creation rate: {args.replicas / seconds:.0f} pods/s")
