@@ -133,5 +133,5 @@ def test_podbus_setup_from_otel_variables_reaches_the_receiver(
         }
     }
     assert run_trace(pod_obj, jaeger_url=receiver.url, spans_dir=None, out=out, width=120) == 0
-    assert "scheduler.bound" in out.getvalue() and "node.name=n1" in out.getvalue()
+    assert "scheduler.bound" in out.getvalue() and "node n1" in out.getvalue()
     assert fetch_jaeger(receiver.url, "0" * 31 + "1") == []

@@ -172,11 +172,15 @@ def test_tree_order_puts_children_under_parents_by_start() -> None:
 def test_waterfall_rows_show_offsets_durations_bars_and_attributes() -> None:
     lines = render_waterfall(spans_from_jaeger(JAEGER_ANSWER), width=160, bar_width=20)
     text = "\n".join(lines)
-    assert lines[0] == f"trace {TRACE}  pod default/web  uid u1"
+    assert lines[0] == f"trace {TRACE}  pod default/web  uid u1  node n1"
     assert "5 spans from 3 services (node-agent, scheduler, workload-controller) over 1.70s" in text
     started = next(line for line in lines if "node-agent.container.started" in line)
     assert started.split()[:3] == ["+1.20s", "500ms", "node-agent"]
-    assert "container.name=app" in started and "node-agent.container.started !" in started
+    assert (
+        "container.name=app" in started
+        and "node.name" not in started
+        and "node-agent.container.started !" in started
+    )
     # 1.2 s of 1.7 s: the bar starts at 14/20 and runs to the end.
     bar = started.split("|")[1]
     assert bar == " " * 14 + "█" * 6
