@@ -284,3 +284,50 @@ async def test_health_check_fails_when_nobody_answers(nats_url: str) -> None:
         timeout=20,
     )
     assert result.returncode == 1 and "cannot connect to NATS" in result.stderr
+
+
+async def test_two_scheduler_replicas_elect_one_leader(nats_url: str, redis_url: str) -> None:
+    """`--scale scheduler=2` with the compose command and environment: two
+    containers, two host names, one leader (health details say which)."""
+    import nats
+
+    svc = interpolate(compose()["services"]["scheduler"], {})
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "PODBUS_", "OTEL_"))}
+    env = {**base, **{k: str(v) for k, v in svc["environment"].items()}}
+    env.update(NATS_URL=nats_url, REDIS_URL=redis_url, PODBUS_LOG_LEVEL="WARNING")
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT")
+    instances = ["podbus-scheduler-1", "podbus-scheduler-2"]
+    procs = [
+        subprocess.Popen(  # noqa: ASYNC220 (starting is instant)
+            python_command(svc["command"]),
+            env={**env, "PODBUS_INSTANCE": instance},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        for instance in instances
+    ]
+    nc = await nats.connect(nats_url)
+    try:
+
+        async def leaders() -> list[bool] | None:
+            found = []
+            for instance in instances:
+                try:
+                    msg = await nc.request(f"podbus.health.scheduler.{instance}", b"", timeout=1)
+                except Exception:
+                    return None
+                found.append(bool(json.loads(msg.data)["details"].get("leader")))
+            return found if any(found) else None
+
+        found = await wait_for(leaders, timeout=30, interval=0.3, message="a scheduler leader")
+        assert sorted(found) == [False, True]
+    finally:
+        await nc.close()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
