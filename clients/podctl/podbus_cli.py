@@ -444,7 +444,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         # Spans as local files unless an OTLP exporter is configured: `podctl trace POD` reads them.
         if not env.get("OTEL_EXPORTER_OTLP_ENDPOINT") and not env.get("OTEL_TRACES_EXPORTER"):
             env.setdefault("PODBUS_SPANS_DIR", str(data / "spans"))
-        env.setdefault("PODBUS_SPANS_DIR", str(data / "spans"))  # for `podctl trace`
         (data / "endpoints.env").write_text(f"NATS_URL={nats_url}\nREDIS_URL={redis_url}\n")
         info = start_services(sup, args)
         _say(f"running; podctl finds it through {data / 'endpoints.env'}; Ctrl-C stops everything")
