@@ -65,3 +65,15 @@ async def test_standby_takes_over_when_the_leader_stops(nats_url: str, redis_url
     finally:
         await store.close()
         await bus.close()
+
+
+async def test_a_standby_stops_promptly_while_another_leads(nats_url: str, redis_url: str) -> None:
+    terms: list[tuple[str, Controllers]] = []
+    async with instance(nats_url, redis_url, "leader", terms) as leader:
+        await wait_for(lambda: leader.is_leader, message="leader leads")
+        for i in range(5):
+            async with asyncio.timeout(5):  # a hang here once swallowed the cancellation
+                async with instance(nats_url, redis_url, f"standby-{i}", terms) as standby:
+                    await asyncio.sleep(0.01 * i)
+                    assert not standby.is_leader
+        assert [name for name, _ in terms] == ["leader"]

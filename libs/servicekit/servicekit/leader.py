@@ -128,7 +128,12 @@ class LeaderElection:
         `on_started_leading(token)` runs as a task that is cancelled (and
         awaited) when the lease is lost or cannot be renewed in time; then
         `on_stopped_leading()` (sync or async) is called."""
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                # redis-py can turn a cancellation that lands mid-command into
+                # an error, which _try_acquire logs and survives: stop here.
+                raise asyncio.CancelledError
             token = await self._try_acquire()
             if token is None:
                 await asyncio.sleep(self.poll_every_s)
