@@ -78,10 +78,18 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture
-def services(nats_url: str, redis_url: str, receiver: OtlpReceiver) -> Iterator[None]:
+def spans_dir(tmp_path: Path) -> Path:
+    return tmp_path / "spans"
+
+
+@pytest.fixture
+def services(
+    nats_url: str, redis_url: str, receiver: OtlpReceiver, spans_dir: Path
+) -> Iterator[None]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "PODBUS_", "OTEL_"))}
     env.update(
         PODBUS_LOG_LEVEL="WARNING",
+        PODBUS_SPANS_DIR=str(spans_dir),  # and local span files, as under `podbus up`
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
         OTEL_BSP_SCHEDULE_DELAY="200",  # spans reach the receiver within 0.2 s
     )
@@ -153,7 +161,7 @@ def first(spans: list[ReceivedSpan], name: str, **attributes: Any) -> ReceivedSp
 
 
 async def test_pod_life_is_one_trace_across_four_services(
-    client: PodbusClient, receiver: OtlpReceiver, redis_url: str
+    client: PodbusClient, receiver: OtlpReceiver, redis_url: str, nats_url: str, spans_dir: Path
 ) -> None:
     await apply_when_ready(client)
     store = await Store.connect(redis_url)
@@ -265,5 +273,22 @@ async def test_pod_life_is_one_trace_across_four_services(
     assert run_trace(pod_obj, jaeger_url=receiver.url, spans_dir=None, out=out, width=150) == 0
     drawing = out.getvalue()
     assert "node-agent.restart" in drawing and "prober.transition" in drawing
+
+    # `podctl trace` as a user runs it, from the local span files.
+    env = {k: v for k, v in os.environ.items() if k not in ("JAEGER_URL", "PODBUS_SPANS_DIR")}
+    env["PODBUS_SPANS_DIR"] = str(spans_dir)
+    cli = [sys.executable, "-m", "clients.podctl.cli", "trace", "traced", "--server", nats_url]
+
+    async def drawn_locally() -> str | None:
+        proc = await asyncio.create_subprocess_exec(
+            *cli, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, _err = await proc.communicate()
+        text = out.decode()
+        return text if proc.returncode == 0 and "node-agent.restart" in text else None
+
+    local = await wait_for(drawn_locally, timeout=20, interval=0.5, message="podctl trace (local)")
+    assert f"trace {trace_id}" in local and "4 services" in local
+
     if os.environ.get("PODBUS_TRACE_OUT"):
         await asyncio.to_thread(Path(os.environ["PODBUS_TRACE_OUT"]).write_text, drawing)
