@@ -1599,6 +1599,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OUTPUT_FORMATS = ("", "wide", "yaml", "json", "name")
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Flag values that need no server, checked before connecting."""
+    output = getattr(args, "output", None) or ""
+    if output not in OUTPUT_FORMATS and not output.startswith("jsonpath="):
+        raise UserError(
+            f'unable to match a printer suitable for the output format "{output}", allowed '
+            "formats are: json,jsonpath,name,wide,yaml"
+        )
+    for flag in ("timeout", "request_timeout", "exec_timeout"):
+        value = getattr(args, flag, None)
+        if value:
+            try:
+                parse_duration(value)
+            except ValueError as exc:
+                raise UserError(f"--{flag.replace('_', '-')}: {exc}") from exc
+    if getattr(args, "for_", None):
+        try:
+            parse_wait_for(args.for_)
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+
+
 def _bool(text: str) -> bool:
     if str(text).lower() in ("true", "1", "yes"):
         return True
@@ -1670,6 +1695,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "api-resources":
         return cmd_api_resources(args)
     try:
+        _check_flags(args)
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
         return 130
@@ -1681,6 +1707,9 @@ def main(argv: list[str] | None = None) -> int:
     except LookupError as exc:
         _err(str(exc))
         return 1
+    except ValueError as exc:  # a bad flag value (`--timeout=soon`), named by the parser
+        _err(f"error: {exc}")
+        return 1
     except ConnectError as exc:
         _err(f"error: {exc}")
         return 1
@@ -1690,7 +1719,9 @@ def main(argv: list[str] | None = None) -> int:
             text += " (is the service running? `podbus up` starts every service)"
         _err(text)
         return 1
-    except (BrokenPipeError, ConnectionResetError):
+    except BrokenPipeError:  # `podctl get pods | head -1`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
 
 
