@@ -300,3 +300,20 @@ async def test_update_bumps_generation_only_on_spec_change(service: None, nats_u
         third["object"]["metadata"]["generation"]
         == first["object"]["metadata"].get("generation", 0) + 1
     )
+
+
+async def test_delete_with_unknown_propagation_policy_names_the_field(
+    service: None, nats_url: str
+) -> None:
+    await _request(nats_url, subjects.API_APPLY, {"object": POD})
+    reply = await _request(
+        nats_url,
+        subjects.API_DELETE,
+        {"kind": "Pod", "namespace": "default", "name": "web", "propagationPolicy": "Sometimes"},
+    )
+    assert reply["code"] == 422 and "propagationPolicy" in reply["error"]
+
+
+async def test_rollback_of_a_missing_deployment_is_not_found(service: None, nats_url: str) -> None:
+    reply = await _request(nats_url, subjects.API_ROLLBACK, {"name": "nope"})
+    assert reply["code"] == 404 and "nope" in reply["error"]

@@ -9,6 +9,13 @@ from typing import Any
 from podmodel.event import Event
 from podmodel.pod import Pod
 from podmodel.workloads import Job
+from servicekit.telemetry import (
+    TRACEPARENT_ANNOTATION,
+    LocalSpanRecorder,
+    setup_tracing,
+    shutdown_tracing,
+    traceparent_ids,
+)
 
 from tests.conftest import wait_for
 from tests.integration.test_wc_harness import Harness, controllers_running
@@ -135,3 +142,25 @@ async def test_pod_failure_policy_fail_job_on_exit_code(nats_url: str, redis_url
         assert reason == "PodFailurePolicy"
         j = await h.store.get(Job, "default", "strict")
         assert j is not None and j.status.failed == 1  # failed at once, no retries
+
+
+async def test_job_pods_traces_link_to_the_job_run_trace(nats_url: str, redis_url: str) -> None:
+    recorder = LocalSpanRecorder()
+    setup_tracing("workload-controller", extra_exporters=[recorder], set_global=False)
+    try:
+        async with controllers_running(nats_url, redis_url) as h:
+            created = await h.apply(job("traced", completions=1))
+            run = traceparent_ids(created.metadata.annotations[TRACEPARENT_ANNOTATION])
+            assert run is not None
+
+            async def one() -> list[Pod] | None:
+                pods = await h.pods("traced-")
+                return pods or None
+
+            pod = (await wait_for(one, message="job pod"))[0]
+            spans = recorder.trace_of(pod.metadata.annotations[TRACEPARENT_ANNOTATION])
+            root = next(s for s in spans if s.name == f"pod default/{pod.metadata.name}")
+            assert [link.context.trace_id for link in root.links] == [run[0]]
+            assert recorder.trace(run[0])[0].name == "job default/traced"
+    finally:
+        shutdown_tracing()
