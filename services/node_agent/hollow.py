@@ -19,7 +19,7 @@ from services.node_agent.agent import AgentConfig, NodeAgent, ProbeSource
 from services.node_agent.events import EventRecorder
 from services.node_agent.logic.backoff import BackoffConfig
 from services.node_agent.node import DEFAULT_LEASE_SECONDS, NodeConfig, lease_loop, register_nodes
-from services.node_agent.runtime_simulated import SimulatedRuntime
+from services.node_agent.runtime_simulated import SimulatedRuntime, ip_block_of
 from services.node_agent.status_manager import StatusManager
 
 
@@ -77,7 +77,7 @@ class SimulatedNodes:
                 ),
                 store=store,
                 nc=nc,
-                runtime=SimulatedRuntime(ip_base=i),
+                runtime=SimulatedRuntime(ip_base=ip_block_of(cfg.name)),
                 status=self.status,
                 events=self.events,
             )

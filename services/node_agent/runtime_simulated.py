@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -67,6 +68,12 @@ class _SimPod:
     containers: dict[str, _Attempt] = field(default_factory=dict)
 
 
+def ip_block_of(node_name: str) -> int:
+    """A node's /24 inside 10.0.0.0/8 from its name, so that node-agent
+    processes that know nothing of each other rarely hand out the same IPs."""
+    return zlib.crc32(node_name.encode()) & 0xFFFF
+
+
 class SimulatedRuntime:
     """Hollow containers of one node. `clock` is epoch seconds."""
 
@@ -86,9 +93,11 @@ class SimulatedRuntime:
         return found
 
     def _next_ip(self) -> str:
-        self._ip_next += 1
-        n = self._ip_base * 65536 + self._ip_next
-        return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+        """10.<block>.<n>: each node its own /24 (block = ip_base), hosts 1..254
+        reused in turn; hollow pods need distinct, not routable, addresses."""
+        self._ip_next = self._ip_next % 254 + 1
+        block = self._ip_base & 0xFFFF
+        return f"10.{block >> 8}.{block & 255}.{self._ip_next}"
 
     @staticmethod
     def _spec(pod: Pod, name: str) -> tuple[Container | None, ContainerKind, bool]:
