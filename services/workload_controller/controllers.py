@@ -455,8 +455,8 @@ class Controllers:
             )
         if kind == "Job":
             job = self.jobs.get(ns, name)
-            if job is None:
-                return None
+            if job is None or (job.spec.selector is None and not job.spec.manual_selector):
+                return None  # the API gives a new Job its uid selector right after the create
             pods = self._pods_for(self.pod_index.candidates(job))
             return await self.actuator.perform(plan_job(job, pods, now, self.rng, self.job_tuning))
         if key == NODE_LIFECYCLE:

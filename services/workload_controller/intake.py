@@ -190,8 +190,10 @@ class Intake:
             return None
         if isinstance(stored, Job) and not stored.spec.manual_selector:
             # The selector and pod labels name the uid, known only now.
+            # Unconditional: the Job controller may already have written the
+            # status (the update keeps it), and nothing else knows the Job yet.
             job_selector_defaults(stored)
-            stored = await self.store.update(stored)
+            stored = await self.store.update(stored, expected_rv="")
         if traced and isinstance(stored, Pod):
             with start_pod_span(stored, "workload-controller.created", attributes={"owner": ""}):
                 pass
