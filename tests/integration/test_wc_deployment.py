@@ -206,3 +206,23 @@ async def test_pods_get_their_own_trace_linked_to_the_rollout(
                     assert by_name[step].attributes["owner"] == f"ReplicaSet/{rs.metadata.name}"
     finally:
         shutdown_tracing()
+
+
+async def test_progress_deadline_exceeded_when_pods_never_become_ready(
+    nats_url: str, redis_url: str
+) -> None:
+    async with controllers_running(nats_url, redis_url) as h, FakeKubelet(h, "slow-", ready=False):
+        await h.apply(deployment("slow", 2, progressDeadlineSeconds=1))
+
+        async def timed_out() -> str | None:
+            d = await h.store.get(Deployment, "default", "slow")
+            if d is None:
+                return None
+            for c in d.status.conditions:
+                if c.type == "Progressing" and c.status == "False":
+                    return c.reason
+            return None
+
+        assert await wait_for(timed_out, timeout=10, message="deadline") == (
+            "ProgressDeadlineExceeded"
+        )
