@@ -172,7 +172,12 @@ async def test_pod_life_is_one_trace_across_four_services(
             statuses = pod.status.container_statuses if pod else []
             return pod if statuses and statuses[0].restart_count >= 1 else None
 
-        pod = await wait_for(restarted, timeout=60, interval=0.3, message="one liveness restart")
+        try:
+            pod = await wait_for(restarted, timeout=60, interval=0.3, message="a liveness restart")
+        except AssertionError as exc:
+            last = await store.get(Pod, "default", "traced")
+            seen = sorted({(s.service, s.name) for s in receiver.spans()})
+            raise AssertionError(f"{exc}; pod: {last!r}; spans: {seen}") from None
     finally:
         await store.close()
     traceparent = pod.metadata.annotations.get(TRACEPARENT_ANNOTATION, "")
@@ -181,8 +186,14 @@ async def test_pod_life_is_one_trace_across_four_services(
     uid = pod.metadata.uid
 
     def trace_has_restart() -> bool:
-        names = {s.name for s in receiver.spans(trace_id=trace_id)}
-        return "node-agent.restart" in names and "prober.transition" in names
+        spans = receiver.spans(trace_id=trace_id)
+        liveness_failed = any(
+            s.name == "prober.transition"
+            and s.attributes.get("podbus.probe.type") == "liveness"
+            and s.attributes.get("podbus.probe.result") == "failure"
+            for s in spans
+        )
+        return liveness_failed and any(s.name == "node-agent.restart" for s in spans)
 
     await wait_for(trace_has_restart, timeout=20, interval=0.2, message="restart span exported")
     spans = receiver.spans(trace_id=trace_id)
@@ -254,9 +265,9 @@ async def test_pod_life_is_one_trace_across_four_services(
     assert starts == sorted(starts), [
         (s.name, s.start_ns - root.start_ns) for s in sorted(life, key=lambda s: s.start_ns)
     ]
-    # `created` is opened once the store has the pod, so the scheduler may
-    # already have queued it: it only has to follow admission and precede binding.
-    assert admitted.start_ns <= created.start_ns <= bound.start_ns
+    # `created` is opened once the store has the pod, by when the scheduler
+    # may already have queued and even bound it: it only follows admission.
+    assert admitted.start_ns <= created.start_ns
     assert restart.attributes.get("podbus.restart.count") == 1
     assert restart.attributes.get("podbus.restart.reason")
     assert bound.kind == "CLIENT"
