@@ -269,6 +269,29 @@ class Actuator:
         if failed:
             raise ActionFailed(f"deleting pods failed: {failed[0]}")
 
+    def _forget_if_gone(self, a: PatchMetadata, current: KubeObject | None) -> None:
+        """The store no longer has that incarnation: drop it from the cache
+        too, in case its DELETED event was dropped as not newer than a
+        write we fed in ourselves."""
+        if current is not None and current.metadata.uid == a.uid:
+            return
+        cached = self.cache.lookup(a.kind, a.namespace, a.name)
+        if cached is not None and cached.metadata.uid == a.uid:
+            self.cache.observe(cached, deleted=True)
+
+    async def _observe_write(self, result: KubeObject) -> None:
+        """Feed an update's result to the cache. Removing the last finalizer
+        of an object being deleted removes it, and the store then returns its
+        last state: ask the store, or the cache would keep a ghost (and drop
+        the DELETED event as not newer)."""
+        meta = result.metadata
+        if meta.deletion_timestamp is not None and not meta.finalizers:
+            kind = result.kind or result.KIND
+            if await self.store.get(kind, meta.namespace, meta.name) is None:
+                self.cache.observe(result, deleted=True)
+                return
+        self.cache.observe(result)
+
     def _observe_deletion(
         self, kind: str, namespace: str, name: str, result: KubeObject | None
     ) -> None:
@@ -330,6 +353,8 @@ class Actuator:
             results = await self.store.update_many(objs, expected)
         failed: list[StoreError] = []
         for obj, result in zip(objs, results, strict=True):
+            if isinstance(result, NotFound):
+                continue  # deleted meanwhile: its DELETED event ends its syncs
             if isinstance(result, StoreError):
                 failed.append(result)
                 continue
@@ -337,7 +362,7 @@ class Actuator:
             chained[(obj.kind or obj.KIND, meta.namespace, meta.name, meta.resource_version)] = (
                 result.metadata.resource_version
             )
-            self.cache.observe(result)
+            await self._observe_write(result)
         if failed:
             raise ActionFailed(f"update failed: {failed[0]}")
 
@@ -408,6 +433,7 @@ class Actuator:
                     current = await self.store.get(a.kind, a.namespace, a.name)
                     if current is not None and current.metadata.uid == a.uid:
                         continue
+                self._forget_if_gone(a, current)
                 return  # gone or replaced: nothing to patch
             patched = patch_metadata(current, a)
             if patched is None:
@@ -418,12 +444,13 @@ class Actuator:
                 current = await self.store.get(a.kind, a.namespace, a.name)
                 continue
             except NotFound:
+                self._forget_if_gone(a, None)
                 return
             except StoreError as exc:
                 raise ActionFailed(f"patching {a.kind} {a.namespace}/{a.name}: {exc}") from exc
             key = (a.kind, a.namespace, a.name, current.metadata.resource_version)
             chained[key] = result.metadata.resource_version
-            self.cache.observe(result)
+            await self._observe_write(result)
             return
         raise ActionFailed(f"patching {a.kind} {a.namespace}/{a.name}: conflicts")
 

@@ -514,7 +514,10 @@ class Controllers:
         for informer in self._by_kind.values():
             if informer is not self.nodes:
                 snapshot.extend(informer.cache.values())
-        await self.actuator.perform(plan_garbage_collection(snapshot))
+        actions = plan_garbage_collection(snapshot)
+        if actions:
+            log.debug("garbage collector: %s", actions)
+        await self.actuator.perform(actions)
 
 
 def _deleting_with_finalizers(obj: KubeObject) -> bool:
