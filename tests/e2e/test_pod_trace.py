@@ -272,6 +272,30 @@ async def test_pod_life_is_one_trace_across_four_services(
     assert restart.attributes.get("podbus.restart.reason")
     assert bound.kind == "CLIENT"
 
+    # Messaging spans follow OpenTelemetry's conventions: the API request that
+    # created the pod is a CONSUMER span the admission links to; the prober's
+    # exec requests are PRODUCER spans with the node-agent's CONSUMER children.
+    everything = receiver.spans()
+    by_ids = {(s.trace_id, s.span_id): s for s in everything}
+    linked = [by_ids[link] for link in admitted.links if link in by_ids]
+    assert [(s.kind, s.service) for s in linked] == [("CONSUMER", "workload-controller")]
+    assert linked[0].attributes["messaging.system"] == "nats"
+    assert linked[0].attributes["messaging.destination.name"] == "podbus.api.apply"
+    exec_requests = [
+        s
+        for s in everything
+        if s.kind == "PRODUCER"
+        and s.attributes.get("messaging.destination.name") == f"podbus.node.{NODE}.exec"
+    ]
+    assert exec_requests and {s.service for s in exec_requests} == {"prober"}
+    served = [
+        s
+        for s in everything
+        if s.kind == "CONSUMER"
+        and (s.trace_id, s.parent_id) == (exec_requests[0].trace_id, exec_requests[0].span_id)
+    ]
+    assert [s.service for s in served] == ["node-agent"]
+
     # `podctl trace` draws it from the (Jaeger-shaped) query answer.
     out = io.StringIO()
     pod_obj = {
