@@ -37,6 +37,7 @@ import msgspec
 from podmodel.event import Event
 from podmodel.meta import KubeObject, OwnerReference, controller_of
 from podmodel.pod import Pod, PodTemplateSpec
+from podmodel.registry import is_namespaced
 from podmodel.workloads import ReplicaSet
 from servicekit.store import Conflict, NotFound, Store, StoreError
 from servicekit.telemetry import TRACEPARENT_ANNOTATION, new_root_traceparent, start_pod_span
@@ -369,6 +370,8 @@ class Actuator:
     async def _owner_absent(self, namespace: str, ref: OwnerReference) -> bool:
         """Kubernetes' live read before deleting a dependent: the owner must
         really be gone (or replaced by a new incarnation)."""
+        if not is_namespaced(ref.kind):
+            namespace = ""  # a Node owns its static pods' mirrors
         try:
             current = await self.store.get(ref.kind, namespace, ref.name)
         except StoreError:

@@ -510,10 +510,11 @@ class Controllers:
         self.queue.add_after(NODE_LIFECYCLE, period if delay is None else min(delay, period))
 
     async def _sync_gc(self) -> None:
+        # Nodes are in the snapshot as owners: a static pod's mirror is owned
+        # by its Node, and must not look orphaned.
         snapshot: list[KubeObject] = []
         for informer in self._by_kind.values():
-            if informer is not self.nodes:
-                snapshot.extend(informer.cache.values())
+            snapshot.extend(informer.cache.values())
         actions = plan_garbage_collection(snapshot)
         if actions:
             log.debug("garbage collector: %s", actions)

@@ -5,7 +5,9 @@ dependents live on without an owner reference."""
 
 from __future__ import annotations
 
-from podmodel.meta import controller_of
+from podmodel.meta import ObjectMeta, OwnerReference, controller_of
+from podmodel.node import Node
+from podmodel.pod import Container, Pod, PodSpec, Toleration
 from podmodel.workloads import Deployment, ReplicaSet
 
 from services.workload_controller.deletion import delete_with_policy
@@ -75,3 +77,46 @@ async def test_foreground_deletes_dependents_before_owner(nats_url: str, redis_u
 
             await wait_for(all_gone, timeout=15, message="foreground deletion done")
         assert not owner_gone_early, owner_gone_early
+
+
+async def test_static_pod_mirror_owned_by_its_node_survives_collection(
+    nats_url: str, redis_url: str
+) -> None:
+    """A mirror pod's owner is its (cluster-scoped) Node: the collector must
+    find it and leave the mirror alone while collecting real orphans."""
+    async with controllers_running(nats_url, redis_url) as h:
+        node = await h.store.create(Node(metadata=ObjectMeta(name="node-m")))
+        mirror = Pod(
+            metadata=ObjectMeta(
+                name="static-web-node-m",
+                namespace="default",
+                annotations={"kubernetes.io/config.mirror": "abc"},
+                owner_references=[
+                    OwnerReference(
+                        api_version="v1",
+                        kind="Node",
+                        name="node-m",
+                        uid=node.metadata.uid,
+                        controller=True,
+                    )
+                ],
+            ),
+            # as the agent makes it: tolerating every NoExecute taint, so that
+            # node lifecycle (this node has no lease) leaves it alone too
+            spec=PodSpec(
+                node_name="node-m",
+                containers=[Container(name="web", image="busybox")],
+                tolerations=[Toleration(operator="Exists", effect="NoExecute")],
+            ),
+        )
+        created = await h.store.create(mirror)
+        await h.apply(replicaset("gone", 2))
+        await wait_for(lambda: _pods(h, "gone-", 2), message="2 pods")
+        await delete_with_policy(h.store, "ReplicaSet", "default", "gone")
+        await wait_for(lambda: _pods(h, "gone-", 0), message="orphans collected")
+        h.controllers._kick_gc()
+        # the collector has run at least once (it collected gone-*); run it once more
+        await h.controllers._sync_gc()
+        still = await h.store.get(Pod, "default", "static-web-node-m")
+        assert still is not None and still.metadata.uid == created.metadata.uid
+        assert still.metadata.deletion_timestamp is None, "the collector deleted the mirror"
