@@ -29,6 +29,7 @@ from podmodel.node_api import ExecRequest, ExecResponse
 from podmodel.pod import Pod
 from podmodel.probing import ProbeAssignmentSet, ProbeReport, ProbeSyncRequest
 from podmodel.subjects import node_exec, probe_assign, probe_result, probe_sync
+from servicekit import telemetry
 from servicekit.bus import Bus
 from servicekit.telemetry import TRACEPARENT_ANNOTATION, start_pod_span
 
@@ -72,6 +73,8 @@ class ProberService:
             log.warning("probe report dropped: %d reports waiting", self._reports.qsize())
 
     def _spans(self, report: ProbeReport) -> None:
+        if not telemetry.enabled():
+            return
         for result in report.results:
             assignment = self.manager.assignment(
                 (result.pod_uid, result.container_name, result.probe_type)
@@ -99,12 +102,16 @@ class ProberService:
                 pass
 
     async def _exec(self, request: ExecRequest) -> ExecResponse:
-        reply: ExecResponse = await self.bus.request(
-            node_exec(self.node),
-            request,
-            ExecResponse,
-            timeout=request.timeout_s + REPLY_GRACE,
-        )
+        # Probe runs are not traced (only transitions are): an unsampled
+        # parent keeps the request's messaging spans, here and at the
+        # node-agent, from opening a new trace every period.
+        with telemetry.untraced():
+            reply: ExecResponse = await self.bus.request(
+                node_exec(self.node),
+                request,
+                ExecResponse,
+                timeout=request.timeout_s + REPLY_GRACE,
+            )
         return reply
 
     # -------------------------------------------------------------- bus

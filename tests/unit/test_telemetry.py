@@ -189,3 +189,18 @@ def test_recorder_keeps_the_last_traces_only(recorder: LocalSpanRecorder) -> Non
     assert recorder.trace(ids[0]) == []
     record = span_record(recorder.trace(ids[4])[0])
     assert record["name"] == "t4" and record["trace_id"] == ids[4] and record["parent_id"] == ""
+
+
+def test_untraced_work_records_nothing_and_says_not_sampled(recorder: LocalSpanRecorder) -> None:
+    with telemetry.untraced():
+        with telemetry.tracer().start_as_current_span("probe exec request"):
+            headers = inject_headers({})
+    assert headers["traceparent"].endswith("-00")
+    with telemetry.tracer().start_as_current_span(
+        "the consumer side", context=extract_context(headers)
+    ):
+        pass
+    with telemetry.tracer().start_as_current_span("traced as usual"):
+        pass
+    names = [s.name for tid in recorder.trace_ids() for s in recorder.trace(tid)]
+    assert names == ["traced as usual"]
