@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -226,6 +227,7 @@ class Actuator:
     async def _create_pods(self, creates: list[CreatePod], events: list[EmitEvent]) -> None:
         for batch in slow_start_batches(creates, self.initial_batch):
             pods = [self._with_root_span(a.pod) for a in batch]
+            written_from = time.time_ns()
             results = await self.store.create_many(pods)
             failed: list[StoreError] = []
             for action, result in zip(batch, results, strict=True):
@@ -240,6 +242,7 @@ class Actuator:
                         result,
                         "workload-controller.created",
                         attributes={"owner": f"{ref.kind}/{ref.name}" if ref else ""},
+                        start_time=written_from,
                     ):
                         pass
                 if action.event is not None:
