@@ -84,13 +84,16 @@ def pod_request(i: int) -> bytes:
     return json.dumps({"object": pod}).encode()
 
 
+_NAMES = iter(range(10**9))
+
+
 async def drive(
     url: str, subject: str, clients: int, seconds: float, payload_for: object
 ) -> tuple[int, int]:
     """`clients` concurrent request loops over a few connections for
     `seconds`; returns (successful replies, errors)."""
     conns = [await nats.connect(url) for _ in range(min(4, clients))]
-    counter = iter(range(10**9))
+    counter = _NAMES  # shared by every run: each apply is a new Pod, never an update
     ok = 0
     errors = 0
     deadline = time.perf_counter() + seconds
