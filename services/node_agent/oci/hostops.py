@@ -182,12 +182,11 @@ class Network:
 
     async def setup(self, netns: str, veth: str, ip: str) -> None:
         """A named netns with lo up and eth0 (veth peer on the bridge)."""
-        if not Path(f"/run/netns/{netns}").exists():
-            await run(["ip", "netns", "add", netns])
         if Path(f"/sys/class/net/{veth}").exists():
             await run(["ip", "link", "del", veth], check=False)
+        add = "" if Path(f"/run/netns/{netns}").exists() else f"netns add {netns}\n"
         host = (
-            f"link add {veth} type veth peer name eth0 netns {netns}\n"
+            add + f"link add {veth} type veth peer name eth0 netns {netns}\n"
             f"link set {veth} master {self.bridge} up\n"
         )
         await run(["ip", "-batch", "-"], stdin=host.encode())

@@ -3,8 +3,8 @@ run as its own session so it outlives an agent restart:
 
     python3 -I -S shim.py RUNC RUNC_ROOT ID BUNDLE ATTEMPT_DIR OOM_FILE|-
 
-1. becomes a child subreaper, then `runc create` (the container's stdout and
-   stderr are pipes to the shim) and `runc start`;
+1. becomes a child subreaper, then `runc run --detach` (create and start in
+   one runc process; the container's stdout and stderr are pipes to the shim);
 2. tells the agent `started <pid> <time>` (or `failed <message>`) on its
    stdout, then closes it;
 3. writes the container's output to ATTEMPT_DIR/log in the CRI format
@@ -99,7 +99,7 @@ def main(argv: list[str]) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     pid_file = os.path.join(attempt_dir, "pid")
     created = subprocess.run(
-        [runc, "--root", root, "create", "--bundle", bundle, "--pid-file", pid_file, cid],
+        [runc, "--root", root, "run", "--detach", "--bundle", bundle, "--pid-file", pid_file, cid],
         stdin=devnull,
         stdout=out_w,
         stderr=err_w,
@@ -120,12 +120,6 @@ def main(argv: list[str]) -> int:
     with open(pid_file) as f:
         pid = int(f.read().strip())
     log = LogWriter(os.path.join(attempt_dir, "log"))
-    started = subprocess.run([runc, "--root", root, "start", cid], capture_output=True)
-    if started.returncode != 0:
-        report.write("failed " + started.stderr.decode(errors="replace").strip() + "\n")
-        report.flush()
-        subprocess.run([runc, "--root", root, "delete", "--force", cid], capture_output=True)
-        return 1
     started_at = time.time()
     with open(os.path.join(attempt_dir, "started.json.tmp"), "w") as f:
         json.dump({"pid": pid, "started_at": started_at, "shim_pid": os.getpid()}, f)
