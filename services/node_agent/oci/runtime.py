@@ -21,6 +21,7 @@ restarted agent never hands out an address twice.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import hashlib
 import json
@@ -169,7 +170,7 @@ def parse_cri_log(data: bytes) -> list[tuple[float, bytes]]:
         text = parts[3] if len(parts) > 3 else b""
         try:
             base, _, frac = stamp.rstrip("Z").partition(".")
-            t = time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) - time.timezone
+            t = float(calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")))
             t += float("0." + frac) if frac else 0.0
         except ValueError:
             t = 0.0

@@ -116,11 +116,13 @@ class OciHarness:
         return await self.store.get(Pod, "default", name)
 
 
-@pytest_asyncio.fixture
-async def oci(oci_config: OciConfig, nats_url: str, redis_url: str) -> AsyncIterator[OciHarness]:
+@contextlib.asynccontextmanager
+async def oci_agent(config: OciConfig, nats_url: str, redis_url: str) -> AsyncIterator[OciHarness]:
+    """A node-agent over a fresh OciRuntime; leaves its containers running
+    when it stops (as a crashed or restarted agent does)."""
     nc = await nats.connect(nats_url)
     store = await Store.connect(redis_url, publish=nc.publish)
-    runtime = OciRuntime(oci_config)
+    runtime = OciRuntime(config)
     status = StatusManager(store)
     events = EventRecorder(store, window=0.05)
     agent = NodeAgent(
@@ -143,14 +145,24 @@ async def oci(oci_config: OciConfig, nats_url: str, redis_url: str) -> AsyncIter
     ]
     try:
         await agent.informer.wait_synced(10)
-        yield OciHarness(nc, store, agent, runtime, oci_config)
+        yield OciHarness(nc, store, agent, runtime, config)
     finally:
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(Exception):
+            await status.flush()
         await runtime.close()
-        await runtime.cleanup()
         await store.close()
         await nc.close()
+
+
+@pytest_asyncio.fixture
+async def oci(oci_config: OciConfig, nats_url: str, redis_url: str) -> AsyncIterator[OciHarness]:
+    try:
+        async with oci_agent(oci_config, nats_url, redis_url) as h:
+            yield h
+    finally:
+        await OciRuntime(oci_config).cleanup()

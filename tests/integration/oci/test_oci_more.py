@@ -1,0 +1,141 @@
+"""The oci runtime beyond the basics: an agent restart adopts running
+containers, volumes (emptyDir in memory, fsGroup, subPath, hostPath types,
+StatefulSet-style claims), and the Python shim fallback."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from podmodel.pod import Pod
+
+from services.node_agent.oci.runtime import OciConfig, OciRuntime
+from tests.conftest import wait_for
+from tests.integration.oci.conftest import OciHarness, oci_agent
+from tests.integration.oci.test_oci_runtime import T, delete_and_wait, logs, make_pod, phase
+
+
+async def test_agent_restart_adopts_running_containers(
+    oci_config: OciConfig, nats_url: str, redis_url: str
+) -> None:
+    try:
+        async with oci_agent(oci_config, nats_url, redis_url) as h:
+            await h.store.create(make_pod("keep", [{"name": "app", "command": ["sleep", "3600"]}]))
+            before = await phase(h, "keep", "Running")
+        cs = before.status.container_statuses[0]
+        async with oci_agent(oci_config, nats_url, redis_url) as h2:
+            # the new agent keeps the same container: no restart, same id and IP
+            await wait_for(lambda: h2.runtime._pods.get(before.metadata.uid), T, message="adopted")
+            after = await phase(h2, "keep", "Running")
+            assert after.status.pod_ip == before.status.pod_ip
+            cs2 = after.status.container_statuses[0]
+            assert cs2.container_id == cs.container_id and cs2.restart_count == 0
+            assert (await h2.runtime.exec(after, "app", ["true"])).exit_code == 0
+            # a new pod gets a new address: the allocation survived the restart
+            await h2.store.create(make_pod("next", [{"name": "app", "command": ["sleep", "3600"]}]))
+            nxt = await phase(h2, "next", "Running")
+            assert nxt.status.pod_ip != after.status.pod_ip
+            await delete_and_wait(h2, "keep", "next")
+    finally:
+        await OciRuntime(oci_config).cleanup()
+
+
+async def test_volumes(oci: OciHarness, tmp_path: Path) -> None:
+    host_dir = tmp_path / "host"
+    pod = make_pod(
+        "vols",
+        [
+            {
+                "name": "app",
+                "command": ["sh", "-c",
+                            "grep ' /cache ' /proc/mounts; stat -c 'data-gid=%g' /data; "
+                            "echo sub > /sub/f; cat /host/f; touch /ro/x 2>&1; id; "
+                            "echo per-pod > /claim/f"],
+                "volumeMounts": [
+                    {"name": "cache", "mountPath": "/cache"},
+                    {"name": "data", "mountPath": "/data"},
+                    {"name": "data", "mountPath": "/sub", "subPath": "nested/dir"},
+                    {"name": "host", "mountPath": "/host"},
+                    {"name": "data", "mountPath": "/ro", "readOnly": True},
+                    {"name": "www", "mountPath": "/claim"},
+                ],
+                "securityContext": {"runAsUser": 1000},
+            }
+        ],
+        restartPolicy="Never",
+        securityContext={"fsGroup": 2000},
+        volumes=[
+            {"name": "cache", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}},
+            {"name": "data", "emptyDir": {}},
+            {"name": "host", "hostPath": {"path": str(host_dir), "type": "DirectoryOrCreate"}},
+            {"name": "www", "persistentVolumeClaim": {"claimName": "www-web-0"}},
+        ],
+    )  # fmt: skip
+    created = await oci.store.create(pod)
+    done = await phase(oci, "vols", "Succeeded")
+    out = await logs(oci, done, "app")
+    assert "tmpfs /cache tmpfs" in out and "size=8192k" in out
+    assert "data-gid=2000" in out
+    assert "Read-only file system" in out
+    assert "uid=1000 gid=0(root) groups=2000" in out
+    assert host_dir.is_dir()
+    claim = Path(oci.config.state_dir) / "local-volumes" / "default" / "www-web-0"
+    assert (claim / "f").read_text() == "per-pod\n"
+    await delete_and_wait(oci, "vols")
+    # the claim's data outlives the pod (StatefulSet volumes); the emptyDir does not
+    assert (claim / "f").exists()
+    pod_dir = Path(oci.config.state_dir) / "pods" / created.metadata.uid
+    await wait_for(lambda: not pod_dir.exists(), T, message="the pod directory removed")
+
+
+async def test_host_path_type_check_fails_as_failed_mount(oci: OciHarness, tmp_path: Path) -> None:
+    pod = make_pod(
+        "hp",
+        [{"name": "app", "command": ["true"], "volumeMounts": [{"name": "h", "mountPath": "/h"}]}],
+        volumes=[{"name": "h", "hostPath": {"path": str(tmp_path / "absent"), "type": "Directory"}}],
+    )  # fmt: skip
+    await oci.store.create(pod)
+
+    async def waiting() -> Any:
+        p = await oci.pod("hp")
+        w = (
+            p.status.container_statuses[0].state.waiting
+            if p and p.status.container_statuses
+            else None
+        )
+        return w if w is not None and "hostPath type check failed" in w.message else None
+
+    w = await wait_for(waiting, T, interval=0.05, message="hostPath type check")
+    assert w.message.startswith('MountVolume.SetUp failed for volume "h" : ')
+    await delete_and_wait(oci, "hp")
+
+
+async def test_python_shim_runs_containers_too(oci_config: OciConfig) -> None:
+    runtime = OciRuntime(dataclasses.replace(oci_config, shim="python"))
+    assert runtime.shim == "python"
+    pod = msgspec.convert(
+        {"metadata": {"name": "py", "namespace": "default", "uid": "py-shim-1"},
+         "spec": {"hostNetwork": True, "containers": [
+             {"name": "app", "image": "busybox",
+              "command": ["sh", "-c", "echo out; echo err >&2; exit 3"]}]}},
+        Pod,
+    )  # fmt: skip
+    try:
+        sandbox = await runtime.prepare_sandbox(pod)
+        assert sandbox.pod_ips == ("127.0.0.1",)
+        await runtime.start_container(pod, pod.spec.containers[0], "app", None)
+
+        async def exited() -> Any:
+            obs = await runtime.observe(pod)
+            return obs.records[0] if obs.records[0].state == "exited" else None
+
+        record = await wait_for(exited, T, interval=0.05, message="exited")
+        assert record.exit_code == 3 and record.reason == ""
+        assert await runtime.logs(pod, "app") in (b"out\nerr\n", b"err\nout\n")
+        stamped = await runtime.logs_timestamped(pod, "app")
+        assert all(ts > 1e9 for ts, _ in stamped)
+    finally:
+        await runtime.remove_pod("py-shim-1")
+        await runtime.close()
