@@ -23,6 +23,9 @@ from services.node_agent.status_manager import StatusManager
 
 log = logging.getLogger(__name__)
 
+#: how often pods left on disk without a worker are looked for
+ORPHAN_SCAN_SECONDS = 30.0
+
 
 class MissingPrerequisites(Exception):
     """runc, busybox-static, iproute2 ... are missing; the message lists them."""
@@ -92,6 +95,7 @@ class OciNode:
                 lease_loop(self.store.redis, [self.node.name], self.lease_seconds), name="lease"
             ),
             asyncio.create_task(self.agent.run(), name=f"agent {self.node.name}"),
+            asyncio.create_task(self._collect_orphans(), name="orphans"),
         ]
         try:
             await asyncio.gather(*tasks)
@@ -106,6 +110,19 @@ class OciNode:
             with contextlib.suppress(Exception):
                 await self.events.flush()
             await self.runtime.close()
+
+    async def _collect_orphans(self) -> None:
+        """Pods deleted while the agent was down still have containers,
+        namespaces and addresses here: once the informer has listed (and
+        the workers adopted what is still wanted), remove the rest, and look
+        again now and then."""
+        await self.agent.informer.wait_synced()
+        while True:
+            await asyncio.sleep(ORPHAN_SCAN_SECONDS)
+            try:
+                await self.runtime.remove_orphans(set(self.agent.workers))
+            except Exception:
+                log.exception("removing orphaned pods failed")
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         async with asyncio.timeout(timeout):

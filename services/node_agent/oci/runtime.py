@@ -974,6 +974,29 @@ class OciRuntime:
         )
         await asyncio.gather(*(self._runc("delete", "--force", cid, check=False) for cid in ids))
 
+    async def remove_orphans(self, known: set[str], min_age_s: float = 30.0) -> list[str]:
+        """Remove pods on disk that no worker owns (deleted while the agent
+        was down): not in `known`, not adopted, and older than min_age_s."""
+        removed = []
+        now = time.time()
+        for d in list(self.pods_dir.iterdir()) if self.pods_dir.exists() else []:
+            uid = d.name
+            if uid in known or uid in self._pods:
+                continue
+            try:
+                age = now - d.stat().st_mtime
+            except OSError:
+                continue
+            if age < min_age_s:
+                continue
+            info = _read_json(d / "pod.json") or {}
+            log.info(
+                "removing orphaned pod %s/%s (%s)", info.get("namespace"), info.get("name"), uid
+            )
+            await self._destroy_pod_dir(uid, d, info)
+            removed.append(uid)
+        return removed
+
     async def cleanup(self) -> list[str]:
         """Remove everything a crashed agent left (containers, shims,
         mounts, namespaces, veths, allocations, cgroups, the bridge);

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 from podmodel.pod import Pod
+from servicekit.store import Store
 
 from services.node_agent.oci.runtime import OciConfig, OciRuntime
 from tests.conftest import wait_for
@@ -139,3 +140,23 @@ async def test_python_shim_runs_containers_too(oci_config: OciConfig) -> None:
     finally:
         await runtime.remove_pod("py-shim-1")
         await runtime.close()
+
+
+async def test_pods_deleted_while_the_agent_was_down_are_removed(
+    oci_config: OciConfig, nats_url: str, redis_url: str
+) -> None:
+    try:
+        async with oci_agent(oci_config, nats_url, redis_url) as h:
+            await h.store.create(make_pod("lost", [{"name": "app", "command": ["sleep", "3600"]}]))
+            pod = await phase(h, "lost", "Running")
+        store = await Store.connect(redis_url)
+        await store.remove(Pod, "default", "lost")  # gone while no agent ran
+        await store.close()
+        pod_dir = Path(oci_config.state_dir) / "pods" / pod.metadata.uid
+        assert pod_dir.exists()
+        async with oci_agent(oci_config, nats_url, redis_url) as h2:
+            removed = await h2.runtime.remove_orphans(set(h2.agent.workers), min_age_s=0)
+            assert removed == [pod.metadata.uid]
+            assert not pod_dir.exists() and not h2.runtime.network.allocations()
+    finally:
+        await OciRuntime(oci_config).cleanup()
