@@ -19,6 +19,7 @@ import ctypes.util
 import errno
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -215,24 +216,61 @@ class Network:
 # ------------------------------------------------------------------ namespaces
 
 
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+
+
+def _unshare_in_this_thread(ipc: Path | None, uts: Path | None, hostname: str) -> None:
+    """Runs in a thread of its own that ends right after: unshare(2) gives
+    this thread (only) new IPC/UTS namespaces, which are then bind-mounted
+    to the given paths so they outlive it."""
+    flags = (CLONE_NEWIPC if ipc is not None else 0) | (CLONE_NEWUTS if uts is not None else 0)
+    if _libc.unshare(flags) != 0:
+        raise HostError(f"unshare: {os.strerror(ctypes.get_errno())}")
+    if uts is not None and hostname:
+        name = hostname.encode()
+        if _libc.sethostname(name, len(name)) != 0:
+            raise HostError(f"sethostname {hostname!r}: {os.strerror(ctypes.get_errno())}")
+    tid = threading.get_native_id()
+    for kind, path in (("ipc", ipc), ("uts", uts)):
+        if path is not None:
+            mount(f"/proc/self/task/{tid}/ns/{kind}", str(path), "", MS_BIND)
+
+
 async def persistent_namespaces(
-    ipc: Path | None, uts: Path | None, hostname: str, busybox: str
+    ipc: Path | None, uts: Path | None, hostname: str, busybox: str = ""
 ) -> None:
     """New IPC and/or UTS namespaces kept alive as bind mounts at the given
-    paths (the hostname set inside the UTS one)."""
-    args = ["unshare"]
-    for flag, path in (("--ipc", ipc), ("--uts", uts)):
-        if path is None:
-            continue
-        path.touch()
-        args.append(f"{flag}={path}")
-    if len(args) == 1:
+    paths (the hostname set inside the UTS one). No process is started: a
+    short-lived thread unshares and bind-mounts its own namespaces (the
+    thread is never reused, so no other work runs in them)."""
+    if ipc is None and uts is None:
         return
-    if uts is not None and hostname:
-        args += [busybox, "hostname", hostname]
+    for path in (ipc, uts):
+        if path is not None:
+            path.touch()
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def work() -> None:
+        try:
+            _unshare_in_this_thread(ipc, uts, hostname)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, done, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, done, None)
+
+    threading.Thread(target=work, name="podbus-unshare", daemon=True).start()
+    await done
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(None)
     else:
-        args += [busybox, "true"]
-    await run(args)
+        fut.set_exception(exc)
 
 
 # ------------------------------------------------------------------ cgroups
