@@ -237,9 +237,7 @@ def _unshare_in_this_thread(ipc: Path | None, uts: Path | None, hostname: str) -
             mount(f"/proc/self/task/{tid}/ns/{kind}", str(path), "", MS_BIND)
 
 
-async def persistent_namespaces(
-    ipc: Path | None, uts: Path | None, hostname: str, busybox: str = ""
-) -> None:
+async def persistent_namespaces(ipc: Path | None, uts: Path | None, hostname: str) -> None:
     """New IPC and/or UTS namespaces kept alive as bind mounts at the given
     paths (the hostname set inside the UTS one). No process is started: a
     short-lived thread unshares and bind-mounts its own namespaces (the

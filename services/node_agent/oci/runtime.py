@@ -115,9 +115,9 @@ def prerequisites(config: OciConfig) -> list[str]:
     if not Path(config.busybox).is_file():
         problems.append(
             f"{config.busybox} not found: apt-get install busybox-static "
-            "(the built-in busybox image and namespace setup use it)"
+            "(the built-in busybox image is built from it)"
         )
-    for tool, pkg in (("ip", "iproute2"), ("unshare", "util-linux")):
+    for tool, pkg in (("ip", "iproute2"),):
         if shutil.which(tool) is None:
             problems.append(f"{tool} not found: apt-get install {pkg}")
     return problems
@@ -416,7 +416,7 @@ class OciRuntime:
             for path in (ipc, uts):
                 if path is not None and path.exists():
                     hostops.umount(str(path))
-            await hostops.persistent_namespaces(ipc, uts, hostname, self.config.busybox)
+            await hostops.persistent_namespaces(ipc, uts, hostname)
             (p.dir / "hosts").write_text(hosts_file(pod, ips, self._host_hosts))
             (p.dir / "hostname").write_text(hostname + "\n")
             (p.dir / "resolv.conf").write_text(resolv_conf(pod, self._host_resolv))
