@@ -170,6 +170,19 @@ async def _ge(count: object, n: int) -> bool:
     return int(await count()) >= n  # type: ignore[operator]
 
 
+def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU time the processes have used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in procs:
+        try:
+            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE)
 
@@ -211,9 +224,11 @@ async def main(args: argparse.Namespace) -> None:
                 str(args.slow_start),
                 *(["--controllers", "off"] if args.intake_only else []),
             ]
+            echoes_procs = list(procs)
             procs.append(start(controller, env))
             for _ in range(args.replicas_per_side - 1):  # more intake replicas (queue group)
                 procs.append(start([*controller, "--controllers", "off"], env))
+            intakes = procs[len(echoes_procs) :]
             nc = await nats.connect(natsd.url)
 
             async def intake_up() -> bool:
@@ -229,18 +244,25 @@ async def main(args: argparse.Namespace) -> None:
             # warm-up, then both measurements in the same run
             await drive(natsd.url, "podbus.api.apply", args.clients, 1.0, pod_request)
             await drive(natsd.url, ECHO_SUBJECT, args.clients, 1.0, pod_request)
+            cpu = cpu_seconds(intakes)
             ok_apply, err_apply = await drive(
                 natsd.url, "podbus.api.apply", args.clients, args.seconds, pod_request
             )
+            apply_cpu = cpu_seconds(intakes) - cpu
+            cpu = cpu_seconds(echoes_procs)
             ok_echo, err_echo = await drive(
                 natsd.url, ECHO_SUBJECT, args.clients, args.seconds, pod_request
             )
+            echo_cpu = cpu_seconds(echoes_procs) - cpu
             applies = ok_apply / args.seconds
             echoes = ok_echo / args.seconds
             side = f"{args.clients} clients, {args.replicas_per_side} server process(es)"
             print(f"apply pod via podbus.api.apply ({side}): {applies:.0f} applies/s")
             print(f"raw NATS request-reply echo ({side}): {echoes:.0f} requests/s")
             print(f"apply/echo ratio: {applies / echoes:.2f} ratio (goal >= 0.3)")
+            # Where the ratio comes from, independent of what else loads the machine.
+            print(f"intake CPU per apply: {1e6 * apply_cpu / max(ok_apply, 1):.0f} us")
+            print(f"echo responder CPU per request: {1e6 * echo_cpu / max(ok_echo, 1):.0f} us")
             if err_apply or err_echo:
                 print(f"errors: {err_apply + err_echo} requests")
 

@@ -7,6 +7,7 @@ between the bus and the store.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -53,6 +54,10 @@ from services.workload_controller.logic.deployment import (
 log = logging.getLogger(__name__)
 
 QUEUE = "workload-controller"
+
+#: The cyclic GC's first-generation threshold in an intake process (Python's
+#: default is 700 allocations).
+GC_YOUNG_THRESHOLD = 20_000
 
 #: Annotations the controllers (not clients) write: an apply that does not
 #: mention them keeps them, as a three-way merge would.
@@ -392,8 +397,22 @@ async def apply_desired(bus: Bus, intake: Intake, msg: Msg) -> None:
         await bus.publish_raw(subjects.rejected(kind, namespace, name), encode(error, json=True))
 
 
+def tune_gc() -> None:
+    """An apply allocates a few hundred short-lived objects (decoded maps,
+    structs, futures) while the informers keep every object of the cluster
+    alive: with Python's default thresholds the collector runs every few
+    applies and keeps re-scanning the caches, about a quarter of the
+    intake's CPU. Everything alive at start-up is frozen (never scanned
+    again) and young collections run 30 times less often; garbage cycles
+    are still collected."""
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(GC_YOUNG_THRESHOLD, _young), middle, old)
+
+
 async def serve_intake(ctx: ServiceContext, store: Store) -> Intake:
     """Subscribe every API handler in the shared queue group."""
+    tune_gc()
     intake = Intake(store)
     bus = ctx.bus
     await bus.serve(subjects.API_APPLY, intake.apply, request_type=ApplyRequest, queue=QUEUE)

@@ -109,9 +109,44 @@ def unknown_fields(raw: Any, cls: type) -> list[str]:
     """Paths of every key in `raw` that `cls` has no field for (wire names,
     `spec.containers[0].foo`), following structs, lists, maps and unions;
     null values are skipped (Kubernetes reads null as unset)."""
+    shape = _struct(cls)
     found: list[str] = []
-    _walk(raw, _struct(cls), "", found)
+    if _any_unknown(raw, shape):  # the usual answer is "none": no paths built for it
+        _walk(raw, shape, "", found)
     return found
+
+
+def _any_unknown(raw: Any, shape: Shape) -> bool:
+    """Whether `_walk` would find anything (the same traversal, without paths)."""
+    if type(shape) is UnionShape:
+        shape = shape.for_map if isinstance(raw, dict) else shape.for_list
+    if type(shape) is StructShape:
+        if not isinstance(raw, dict):
+            return False
+        fields = shape.fields
+        for key, value in raw.items():
+            if key not in fields:
+                return True
+            sub = fields[key]
+            if sub is not None and value is not None and _any_unknown(value, sub):
+                return True
+    elif type(shape) is ListShape:
+        if isinstance(raw, list) and shape.item is not None:
+            item = shape.item
+            for value in raw:
+                if value is not None and _any_unknown(value, item):
+                    return True
+    elif type(shape) is MapShape:
+        if isinstance(raw, dict) and shape.value is not None:
+            sub = shape.value
+            for value in raw.values():
+                if value is not None and _any_unknown(value, sub):
+                    return True
+    elif type(shape) is TupleShape and isinstance(raw, list):
+        for value, sub in zip(raw, shape.items, strict=False):
+            if sub is not None and value is not None and _any_unknown(value, sub):
+                return True
+    return False
 
 
 def _walk(raw: Any, shape: Shape, path: str, found: list[str]) -> None:

@@ -210,6 +210,27 @@ def _default_tolerations(spec: PodSpec) -> None:
             )
 
 
+_QOS_CACHE: dict[tuple[tuple[tuple[tuple[str, object], ...], ...], ...], str] = {}
+_QOS_CACHE_SIZE = 4096
+
+
+def _qos_class(spec: PodSpec) -> str:
+    """qos_class, remembered per set of container resources: pods of one
+    template (and most pods) share them, and the exact arithmetic on
+    quantities costs more than the look-up."""
+    key = tuple(
+        (tuple(c.resources.requests.items()), tuple(c.resources.limits.items()))
+        for c in (*spec.init_containers, *spec.containers)
+    )
+    found = _QOS_CACHE.get(key)
+    if found is None:
+        found = qos_class(spec)
+        if len(_QOS_CACHE) >= _QOS_CACHE_SIZE:
+            _QOS_CACHE.clear()
+        _QOS_CACHE[key] = found
+    return found
+
+
 def _default_pod(pod: Pod) -> None:
     spec = pod.spec
     default_pod_spec(spec, is_pod=True)
@@ -223,7 +244,7 @@ def _default_pod(pod: Pod) -> None:
     if not pod.status.qos_class:
         # An unparsable quantity leaves it unset: validation reports it with its path.
         with contextlib.suppress(ValueError):
-            pod.status.qos_class = qos_class(spec)
+            pod.status.qos_class = _qos_class(spec)
 
 
 # ------------------------------------------------------------------ workloads

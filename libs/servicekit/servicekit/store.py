@@ -57,9 +57,9 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import os
 import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, overload
@@ -438,6 +438,21 @@ def rfc3339(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
+_UUID_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
+def new_uids(n: int) -> builtins.list[str]:
+    """`n` random (version 4) UUIDs as strings, from one read of the OS's
+    random source: `str(uuid.uuid4())` makes one system call per object, a
+    noticeable part of a create batch's CPU."""
+    raw = os.urandom(16 * n).hex()
+    out = []
+    for i in range(0, 32 * n, 32):
+        h = raw[i : i + 32]
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return out
+
+
 def generated_name(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_NAME_ALPHABET) for _ in range(5))
 
@@ -613,7 +628,8 @@ class Store:
         todo: builtins.list[
             tuple[int, str, str, builtins.list[bytes]]
         ] = []  # (index, name, uid, parts)
-        for i in indexes:
+        uids = new_uids(len(indexes))
+        for i, uid in zip(indexes, uids, strict=True):
             obj = objs[i]
             meta = obj.metadata
             layout = layout_of(type(obj))
@@ -627,7 +643,6 @@ class Store:
                     )
                     continue
                 name = generated_name(meta.generate_name)
-            uid = str(uuid.uuid4())
             n, z, e = pod_flags(obj)
             parts = [
                 encode_rest(obj, layout),
