@@ -89,7 +89,8 @@ async def test_init_containers_example_without_internet_stays_initialising(
         term = st.state.terminated or st.last_state.terminated
         return p if term is not None and term.reason == "Error" else None
 
-    pod = await wait_for(failed_init, T, interval=0.1, message="the init container failed")
+    # wget waits for its DNS lookup to time out first
+    pod = await wait_for(failed_init, 3 * T, interval=0.1, message="the init container failed")
     assert pod.status.phase == "Pending"
     app = pod.status.container_statuses[0]
     assert app.state.waiting is not None and app.state.waiting.reason == "PodInitializing"

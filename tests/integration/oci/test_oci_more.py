@@ -4,7 +4,10 @@ StatefulSet-style claims), and the Python shim fallback."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import msgspec
 from podmodel.pod import Pod
 from servicekit.store import Store
 
+from services.node_agent.oci.images import ImageStore
 from services.node_agent.oci.runtime import OciConfig, OciRuntime
 from tests.conftest import wait_for
 from tests.integration.oci.conftest import OciHarness, oci_agent
@@ -160,3 +164,37 @@ async def test_pods_deleted_while_the_agent_was_down_are_removed(
             assert not pod_dir.exists() and not h2.runtime.network.allocations()
     finally:
         await OciRuntime(oci_config).cleanup()
+
+
+async def test_image_stop_signal_is_honoured(oci: OciHarness) -> None:
+    """The image says STOPSIGNAL SIGUSR1; the shell (pid 1, so SIGTERM would
+    be ignored for the whole grace period) exits at once on it."""
+    images = ImageStore(oci.config.image_root)
+    if images.resolve("stopper:1") is None:
+        images.import_path(
+            images.layer_dirs(images.ensure_busybox())[0], "stopper:1", rootfs=True,
+            cmd=["sh", "-c", "trap 'exit 0' USR1; while true; do sleep 0.1; done"],
+            stop_signal="SIGUSR1",
+        )  # fmt: skip
+    await oci.store.create(make_pod("stopper", [{"name": "app", "image": "stopper:1"}]))
+    await phase(oci, "stopper", "Running")
+    await oci.store.delete(Pod, "default", "stopper", grace_period_seconds=30)
+    t0 = time.monotonic()
+    await wait_for(lambda: _gone(oci, "stopper"), 10, interval=0.05, message="stopped by SIGUSR1")
+    assert time.monotonic() - t0 < 10
+
+
+async def _gone(h: OciHarness, name: str) -> bool:
+    return await h.pod(name) is None
+
+
+async def test_a_cancelled_exec_leaves_no_process(oci: OciHarness) -> None:
+    await oci.store.create(make_pod("ex", [{"name": "app", "command": ["sleep", "3600"]}]))
+    pod = await phase(oci, "ex", "Running")
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await oci.runtime.exec(pod, "app", ["sleep", "77"])
+    ps = await oci.runtime.exec(pod, "app", ["ps", "-o", "args"])
+    assert ps.exit_code == 0 and b"sleep 3600" in ps.stdout
+    assert b"sleep 77" not in ps.stdout
+    await delete_and_wait(oci, "ex")
