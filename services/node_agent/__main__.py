@@ -18,11 +18,14 @@ import os
 import signal
 import socket
 import sys
+from typing import Any
 
 import nats
+from servicekit.runner import nats_auth_from_env
 from servicekit.store import Store
 from servicekit.telemetry import setup_tracing, shutdown_tracing
 
+from services.node_agent.health import serve_health
 from services.node_agent.hollow import EngineConfig, SimulatedNodes, hollow_node_configs
 from services.node_agent.logic.backoff import BackoffConfig
 from services.node_agent.node import (
@@ -85,6 +88,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+async def connect_nats(url: str) -> nats.NATS:
+    """Unlimited reconnects; credentials from NATS_CREDS / NATS_TOKEN /
+    NATS_USER+NATS_PASSWORD as every other service takes them."""
+    auth = nats_auth_from_env()
+    options: dict[str, Any] = {}
+    if "user" in auth:
+        options.update(user=auth["user"], password=auth["password"])
+    if "token" in auth:
+        options["token"] = auth["token"]
+    if "creds" in auth:
+        options["user_credentials"] = auth["creds"]
+    return await nats.connect(
+        url.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.5, **options
+    )
+
+
 def oci_config(args: argparse.Namespace) -> OciConfig:
     return OciConfig(
         state_dir=args.state_dir,
@@ -136,9 +155,14 @@ async def serve(args: argparse.Namespace) -> int:
         static_pod_dir=args.static_pod_dir,
         static_rescan_s=args.static_rescan_seconds,
     )
-    nc = await nats.connect(args.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    nc = await connect_nats(args.nats_url)
     store = await Store.connect(args.redis_url, publish=nc.publish)
     nodes = SimulatedNodes(configs, store=store, nc=nc, engine=engine)
+    await serve_health(
+        nc,
+        configs[0].name if len(configs) == 1 else args.name,
+        lambda: {"runtime": "simulated", "nodes": len(configs)},
+    )
     main = asyncio.create_task(nodes.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -167,7 +191,7 @@ async def serve_oci(args: argparse.Namespace) -> int:
         host_ip=args.host_ip,
         runtime="oci",
     )
-    nc = await nats.connect(args.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    nc = await connect_nats(args.nats_url)
     store = await Store.connect(args.redis_url, publish=nc.publish)
     try:
         oci_node = OciNode(
@@ -182,6 +206,7 @@ async def serve_oci(args: argparse.Namespace) -> int:
             static_pod_dir=args.static_pod_dir,
             static_rescan_s=args.static_rescan_seconds,
         )
+        await serve_health(nc, args.name, lambda: {"runtime": "oci", "nodes": 1})
         main = asyncio.create_task(oci_node.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -9,9 +9,10 @@ host name, so the service and its health check agree without configuration).
 It requests `podbus.health.<service>.<instance>` (servicekit.runner's
 responder) and wants status "ok".
 
-The node-agent has no runner health responder of its own yet: for
-`node-agent --node NAME` the check first tries
-`podbus.health.node-agent.<NAME>`, then asks the node's exec subject
+The node-agent answers on `podbus.health.node-agent.<NAME>` (its node) and
+on its PODBUS_INSTANCE: for `node-agent --node NAME` the check tries the
+first, and as a fall-back (an agent older than its responder) asks the
+node's exec subject
 (`podbus.node.<NAME>.exec`) about a pod that does not exist; any well-formed
 answer (an error, naturally) shows the agent is connected and serving its
 node.
