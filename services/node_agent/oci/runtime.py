@@ -470,10 +470,19 @@ class OciRuntime:
             },
         }  # fmt: skip
         _write_json(bundle / "config.json", spec)
-        await hostops.run(
-            [self.config.runc, "--root", self.config.runc_root, "run", "--detach",
-             "--bundle", str(bundle), "--pid-file", str(bundle / "pid"), cid]
-        )  # fmt: skip
+        # the holder inherits runc's stdio: a file, never a pipe we would wait on
+        with (bundle / "runc.log").open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                self.config.runc, "--root", self.config.runc_root, "run", "--detach",
+                "--bundle", str(bundle), "--pid-file", str(bundle / "pid"), cid,
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+            )  # fmt: skip
+            await proc.wait()
+        if proc.returncode != 0:
+            raise hostops.HostError(
+                f"the pod's process-namespace holder did not start: "
+                f"{(bundle / 'runc.log').read_text(errors='replace').strip()[-500:]}"
+            )
         return f"/proc/{int((bundle / 'pid').read_text())}/ns/pid"
 
     def _namespaces(self, p: _OciPod, pod: Pod, pid: str | None = None) -> Namespaces:

@@ -198,3 +198,22 @@ async def test_a_cancelled_exec_leaves_no_process(oci: OciHarness) -> None:
     assert ps.exit_code == 0 and b"sleep 3600" in ps.stdout
     assert b"sleep 77" not in ps.stdout
     await delete_and_wait(oci, "ex")
+
+
+async def test_share_process_namespace(oci: OciHarness) -> None:
+    pod = make_pod(
+        "shared-pid",
+        [{"name": "a", "command": ["sleep", "3600"]},
+         {"name": "b", "command": ["sh", "-c", "sleep 0.5; ps -o pid,args; sleep 3600"]}],
+        shareProcessNamespace=True,
+    )  # fmt: skip
+    await oci.store.create(pod)
+    running = await phase(oci, "shared-pid", "Running")
+
+    async def seen() -> str | None:
+        out = await logs(oci, running, "b")
+        return out if "sleep 3600" in out else None
+
+    out = await wait_for(seen, T, interval=0.1, message="b sees a's processes")
+    assert "/bin/sleep 2147483647" in out or "sleep 2147483647" in out  # the holder is pid 1
+    await delete_and_wait(oci, "shared-pid")
