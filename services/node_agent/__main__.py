@@ -18,10 +18,9 @@ import os
 import signal
 import socket
 import sys
-from typing import Any
 
 import nats
-from servicekit.runner import nats_auth_from_env
+from servicekit.runner import nats_connect_options
 from servicekit.store import Store
 from servicekit.telemetry import setup_tracing, shutdown_tracing
 
@@ -91,16 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def connect_nats(url: str) -> nats.NATS:
     """Unlimited reconnects; credentials from NATS_CREDS / NATS_TOKEN /
     NATS_USER+NATS_PASSWORD as every other service takes them."""
-    auth = nats_auth_from_env()
-    options: dict[str, Any] = {}
-    if "user" in auth:
-        options.update(user=auth["user"], password=auth["password"])
-    if "token" in auth:
-        options["token"] = auth["token"]
-    if "creds" in auth:
-        options["user_credentials"] = auth["creds"]
     return await nats.connect(
-        url.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.5, **options
+        url.split(","),
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        **nats_connect_options(),
     )
 
 

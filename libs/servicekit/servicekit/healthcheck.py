@@ -35,7 +35,7 @@ from podmodel.codec import decode_raw, encode
 from podmodel.node_api import ExecRequest
 from podmodel.subjects import health, node_exec
 
-from servicekit.runner import DEFAULT_NATS_URL, nats_auth_from_env
+from servicekit.runner import DEFAULT_NATS_URL, nats_connect_options
 
 CHECK_NAMESPACE = "podbus-healthcheck"
 
@@ -66,14 +66,7 @@ async def check(
     timeout: float = 3.0,
 ) -> str:
     """One health check; the line to print when healthy, Unhealthy otherwise."""
-    auth = nats_auth_from_env()
-    options: dict[str, Any] = {}
-    if "user" in auth:
-        options.update(user=auth["user"], password=auth["password"])
-    if "token" in auth:
-        options["token"] = auth["token"]
-    if "creds" in auth:
-        options["user_credentials"] = auth["creds"]
+    options = nats_connect_options()
 
     async def quiet(exc: Exception) -> None:
         return None  # the one line below says it

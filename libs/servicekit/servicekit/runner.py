@@ -98,6 +98,20 @@ def nats_auth_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     return auth
 
 
+def nats_connect_options(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The same credentials as keyword arguments of nats-py's `nats.connect`,
+    for processes that connect without a Bus (health checks, the node-agent)."""
+    auth = nats_auth_from_env(env)
+    options: dict[str, Any] = {}
+    if "user" in auth:
+        options.update(user=auth["user"], password=auth["password"])
+    if "token" in auth:
+        options["token"] = auth["token"]
+    if "creds" in auth:
+        options["user_credentials"] = auth["creds"]
+    return options
+
+
 class _OneLineFormatter(logging.Formatter):
     """One line per record: a traceback's newlines become ' | ', so a log
     line is a record and grep finds whole records."""
