@@ -217,3 +217,21 @@ async def test_share_process_namespace(oci: OciHarness) -> None:
     out = await wait_for(seen, T, interval=0.1, message="b sees a's processes")
     assert "/bin/sleep 2147483647" in out or "sleep 2147483647" in out  # the holder is pid 1
     await delete_and_wait(oci, "shared-pid")
+
+
+async def test_restarts_keep_the_previous_attempt_logs(oci: OciHarness) -> None:
+    await oci.store.create(
+        make_pod("crash", [{"name": "app", "command": ["sh", "-c", "echo run-$RANDOM; exit 2"]}])
+    )
+
+    async def restarted() -> Pod | None:
+        p = await oci.pod("crash")
+        cs = p.status.container_statuses if p is not None else []
+        return p if cs and cs[0].restart_count >= 1 else None
+
+    pod = await wait_for(restarted, T, interval=0.05, message="restarted")
+    last = pod.status.container_statuses[0].last_state.terminated
+    assert last is not None and last.exit_code == 2 and last.reason == "Error"
+    previous = (await oci.runtime.logs(pod, "app", previous=True)).decode()
+    assert previous.startswith("run-") and previous.endswith("\n")
+    await delete_and_wait(oci, "crash")
