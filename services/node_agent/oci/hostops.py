@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import shutil
 import threading
@@ -289,15 +290,22 @@ def cgroup_mounts() -> list[tuple[str, str]]:
     return out
 
 
-def oom_file(cgroups_path: str) -> str:
-    """Where the oom_kill count of a container's cgroup is read."""
-    rel = cgroups_path.lstrip("/")
+@functools.cache
+def _memory_hierarchy() -> tuple[str, str]:
+    """(mount point, file) of the memory controller: cgroup v2's
+    memory.events or v1's memory.oom_control (both count oom_kill)."""
     if Path("/sys/fs/cgroup/cgroup.controllers").exists():
-        return f"/sys/fs/cgroup/{rel}/memory.events"
+        return "/sys/fs/cgroup", "memory.events"
     for point, fstype in cgroup_mounts():
         if fstype == "cgroup" and point.rstrip("/").endswith("/memory"):
-            return f"{point}/{rel}/memory.oom_control"
-    return "-"
+            return point, "memory.oom_control"
+    return "", ""
+
+
+def oom_file(cgroups_path: str) -> str:
+    """Where the oom_kill count of a container's cgroup is read ("-": nowhere)."""
+    point, name = _memory_hierarchy()
+    return f"{point}/{cgroups_path.lstrip('/')}/{name}" if point else "-"
 
 
 def remove_cgroups(cgroups_path: str) -> None:
