@@ -32,9 +32,9 @@ from servicekit.telemetry import LocalSpanRecorder
 from services.prober.service import ProberConfig, ProberService
 from tests.conftest import wait_for
 from tests.integration.node_agent_harness import make_pod, running_agent
+from tests.k8s_examples import EXAMPLES
 
 ROOT = str(Path(__file__).resolve().parents[2])
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "k8s-examples"
 
 
 class StatusServer:

@@ -5,7 +5,6 @@ dropped (or newly unsupported) fails here."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from podmodel.manifest import load_manifests
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "k8s-examples"
+from tests.k8s_examples import EXAMPLES, SHARED_EXAMPLES
 
 # file -> (kind/name of every object loaded, every warning after the file prefix)
 EXPECTED: dict[str, tuple[list[str], list[str]]] = {
@@ -30,9 +29,16 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     ),
 }
 
-pytestmark = pytest.mark.skipif(
-    not EXAMPLES.is_dir(), reason=f"the shared Kubernetes examples are not at {EXAMPLES}"
-)
+
+@pytest.mark.skipif(not SHARED_EXAMPLES.is_dir(), reason=f"no shared folder at {SHARED_EXAMPLES}")
+def test_the_copy_matches_the_shared_examples() -> None:
+    shared = {p.name: p.read_bytes() for p in SHARED_EXAMPLES.iterdir() if p.is_file()}
+    copy = {p.name: p.read_bytes() for p in EXAMPLES.iterdir() if p.is_file()}
+    assert copy == shared, "tests/data/k8s-examples is out of date: copy the shared folder again"
+
+
+def test_every_example_is_expected() -> None:
+    assert {p.name for p in EXAMPLES.glob("*.yaml")} == set(EXPECTED)
 
 
 def _leaf_paths(value: Any, path: str = "") -> set[str]:

@@ -192,9 +192,8 @@ def test_recorder_keeps_the_last_traces_only(recorder: LocalSpanRecorder) -> Non
 
 
 def test_untraced_work_records_nothing_and_says_not_sampled(recorder: LocalSpanRecorder) -> None:
-    with telemetry.untraced():
-        with telemetry.tracer().start_as_current_span("probe exec request"):
-            headers = inject_headers({})
+    with telemetry.untraced(), telemetry.tracer().start_as_current_span("probe exec request"):
+        headers = inject_headers({})
     assert headers["traceparent"].endswith("-00")
     with telemetry.tracer().start_as_current_span(
         "the consumer side", context=extract_context(headers)

@@ -3,7 +3,6 @@ convenience methods later code relies on, and the Kubernetes manifests."""
 
 from __future__ import annotations
 
-import glob
 from typing import Any
 
 import msgspec
@@ -76,7 +75,9 @@ from podmodel.workloads import (
     StatefulSet,
 )
 
-EXAMPLES = sorted(glob.glob("/work/shared/k8s-examples/*.yaml"))
+from tests.k8s_examples import EXAMPLES as K8S_EXAMPLES
+
+EXAMPLES = sorted(str(p) for p in K8S_EXAMPLES.glob("*.yaml"))
 
 # ------------------------------------------------------------------ strategies
 

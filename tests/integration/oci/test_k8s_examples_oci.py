@@ -6,7 +6,6 @@ directory): they reach the states Kubernetes' documentation describes."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -20,8 +19,7 @@ from services.node_agent.oci.images import ImageStore
 from tests.conftest import wait_for
 from tests.integration.oci.conftest import NODE, OciHarness
 from tests.integration.oci.test_oci_runtime import T, delete_and_wait, phase
-
-EXAMPLES = Path(__file__).resolve().parents[4] / "shared" / "k8s-examples"
+from tests.k8s_examples import EXAMPLES
 
 
 def example_pod(name: str) -> Pod:
