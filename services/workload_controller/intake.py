@@ -7,6 +7,7 @@ between the bus and the store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 from typing import Any
@@ -136,7 +137,9 @@ class CreateBatcher:
             batch = self._waiting[: self.max_batch]
             del self._waiting[: self.max_batch]
             try:
-                results = await self.store.create_many([obj for obj, _ in batch])
+                results = await self.store.create_many(
+                    [obj for obj, _ in batch], on_result=functools.partial(_resolve, batch)
+                )
             except Exception as exc:
                 for _obj, future in batch:
                     if not future.done():
@@ -150,6 +153,24 @@ class CreateBatcher:
                 else:
                     future.set_result(result)
             await asyncio.sleep(0)  # let the requests that arrived meanwhile join
+
+
+def _resolve(
+    batch: list[tuple[KubeObject, asyncio.Future[KubeObject]]],
+    index: int,
+    result: KubeObject | StoreError,
+) -> None:
+    """Settle one request of a create batch. The store calls it before the
+    batch's watch events are published: the waiting requests resume first,
+    and their replies leave in the same write to NATS as the events (after
+    them), one socket write per batch instead of two."""
+    future = batch[index][1]
+    if future.done():
+        return
+    if isinstance(result, StoreError):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 class Intake:

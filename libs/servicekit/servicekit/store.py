@@ -79,6 +79,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", bound=KubeObject)
 
 Publish = Callable[[str, bytes], Awaitable[None]]
+OnResult = Callable[[int, "T | StoreError"], None]
 
 PREFIX = "podbus"
 RV_KEY = f"{PREFIX}:rv"
@@ -423,15 +424,35 @@ def _lua_str(item: str | bytes) -> bytes:
     return b"\xdb" + n.to_bytes(4, "big") + data
 
 
+#: msgpack str headers for lengths below 256 (the usual key, part and flag).
+_STR_HEADS = [bytes((0xA0 | n,)) for n in range(32)] + [
+    b"\xd9" + bytes((n,)) for n in range(32, 256)
+]
+
+
 def lua_payload(items: Sequence[str | bytes]) -> bytes:
-    """A msgpack array of strings for the write scripts' ARGV[3]."""
+    """A msgpack array of strings for the write scripts' ARGV[3] (what
+    `_lua_str` makes of each item, written without intermediate copies)."""
     n = len(items)
     head = (
         bytes((0x90 | n,))
         if n < 16
         else (b"\xdc" + n.to_bytes(2, "big") if n < 0x10000 else b"\xdd" + n.to_bytes(4, "big"))
     )
-    return head + b"".join(map(_lua_str, items))
+    out: list[bytes] = [head]
+    heads = _STR_HEADS
+    for item in items:
+        data = item.encode() if isinstance(item, str) else item
+        size = len(data)
+        out.append(heads[size] if size < 256 else _lua_str_head(size))
+        out.append(data)
+    return b"".join(out)
+
+
+def _lua_str_head(n: int) -> bytes:
+    if n < 0x10000:
+        return b"\xda" + n.to_bytes(2, "big")
+    return b"\xdb" + n.to_bytes(4, "big")
 
 
 def rfc3339(seconds: float) -> str:
@@ -595,15 +616,23 @@ class Store:
     async def create(self, obj: T) -> T:
         return _one(await self.create_many([obj]))
 
-    async def create_many(self, objs: Sequence[T]) -> builtins.list[T | StoreError]:
+    async def create_many(
+        self, objs: Sequence[T], *, on_result: OnResult[T] | None = None
+    ) -> builtins.list[T | StoreError]:
         """Create objects: uid, creationTimestamp, generation 1 and a
         resourceVersion are assigned; a name is generated from
         metadata.generateName when the name is empty. One result per input:
-        the stored object or the error (AlreadyExists, Invalid)."""
+        the stored object or the error (AlreadyExists, Invalid).
+
+        `on_result(index, result)` is called as soon as an object's result
+        is final: for a created object after the commit and just before its
+        watch event is published. A server answering many requests resolves
+        them there, so their replies leave in the same socket write as the
+        events (which still go first)."""
         results: builtins.list[T | StoreError] = [cast(StoreError, None)] * len(objs)
         pending = list(range(len(objs)))
         for attempt in range(GENERATE_NAME_ATTEMPTS):
-            pending = await self._create_round(objs, pending, results)
+            pending = await self._create_round(objs, pending, results, on_result)
             if not pending:
                 break
             if attempt == GENERATE_NAME_ATTEMPTS - 1:
@@ -614,10 +643,16 @@ class Store:
                         kind=objs[i].kind,
                         namespace=meta.namespace,
                     )
+                    if on_result is not None:
+                        on_result(i, results[i])
         return results
 
     async def _create_round(
-        self, objs: Sequence[T], indexes: builtins.list[int], results: builtins.list[T | StoreError]
+        self,
+        objs: Sequence[T],
+        indexes: builtins.list[int],
+        results: builtins.list[T | StoreError],
+        on_result: OnResult[T] | None = None,
     ) -> builtins.list[int]:
         """One attempt for `indexes`; returns those to retry (a generated name
         that was taken)."""
@@ -641,6 +676,8 @@ class Store:
                         kind=obj.kind,
                         namespace=meta.namespace,
                     )
+                    if on_result is not None:
+                        on_result(i, results[i])
                     continue
                 name = generated_name(meta.generate_name)
             n, z, e = pod_flags(obj)
@@ -671,6 +708,8 @@ class Store:
                     retry.append(i)
                 else:
                     results[i] = err
+                    if on_result is not None:
+                        on_result(i, err)
                 continue
             rv = int(reply)
             meta = msgspec.structs.replace(
@@ -684,6 +723,8 @@ class Store:
                 deletion_grace_period_seconds=None,
             )
             results[i] = msgspec.structs.replace(obj, metadata=meta)
+            if on_result is not None:
+                on_result(i, results[i])
             if self.publish is not None:
                 node = cast(str, op.args[5])
                 snapshot = [str(rv).encode(), b"1", *parts[:3], b"", *parts[3:], node.encode()]
