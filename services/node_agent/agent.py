@@ -12,7 +12,8 @@ Besides the workers, per node:
 - request-reply on `podbus.node.<node>.exec` (ExecRequest -> ExecResponse)
   and `podbus.node.<node>.logs` (LogsRequest -> LogsReply, or a stream of
   them ended by an empty message with header LOGS_END_HEADER when
-  `follow`), served from the runtime's exec and logs;
+  `follow`), served from the runtime's exec and logs; interactive sessions
+  on `podbus.node.<node>.attach` (attach.py);
 - static pods from `static_pod_dir` (`StaticPodSource`), their mirror pods
   being the store objects the informer shows (never run as pods themselves).
 """
@@ -46,6 +47,7 @@ from servicekit.bus import Bus, decode_payload, wants_json
 from servicekit.informer import Informer
 from servicekit.store import Store
 
+from services.node_agent.attach import AttachServer
 from services.node_agent.events import EventRecorder
 from services.node_agent.logic import events as ev
 from services.node_agent.logic.backoff import BackoffConfig, CrashBackoff
@@ -143,6 +145,7 @@ class NodeAgent:
         self._subs: list[Subscription] = []
         self._streams: set[asyncio.Task[None]] = set()
         self.node_api_ready = asyncio.Event()
+        self.attach: AttachServer | None = None
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(self.informer.run(), name=f"informer {self.node}")]
@@ -178,6 +181,8 @@ class NodeAgent:
                     await sub.unsubscribe()
             for stream in list(self._streams):
                 stream.cancel()
+            if self.attach is not None:
+                await self.attach.close()  # interactive commands end with the agent
             # Containers keep running when the agent stops (as with kubelet);
             # a restarted agent adopts them.
             workers = [task for _w, task in self.workers.values()]
@@ -358,7 +363,13 @@ class NodeAgent:
             await bus.serve(node_exec(self.node), self._exec, request_type=ExecRequest)
         )
         self._subs.append(await self.nc.subscribe(node_logs(self.node), cb=self._on_logs))
+        self.attach = AttachServer(self.node, self.nc, self.runtime, self._pod_named)
+        await self.attach.start(bus)
         self.node_api_ready.set()
+
+    def _pod_named(self, namespace: str, name: str) -> Pod | None:
+        worker = self.worker_of(namespace, name)
+        return worker.pod if worker is not None else None
 
     async def _exec(self, req: ExecRequest, _msg: Msg) -> ExecResponse:
         worker = self.worker_of(req.namespace, req.pod)

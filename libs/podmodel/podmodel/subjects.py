@@ -71,6 +71,16 @@ def node_attach(node: str) -> str:
     return f"podbus.node.{token(node)}.attach"
 
 
+def node_attach_input(node: str, session: str) -> str:
+    """client -> node-agent: one interactive session's stdin, resize, heartbeat."""
+    return f"podbus.node.{token(node)}.attach.{token(session)}.in"
+
+
+def node_attach_output(node: str, session: str) -> str:
+    """node-agent -> client: one interactive session's output, then its exit."""
+    return f"podbus.node.{token(node)}.attach.{token(session)}.out"
+
+
 def probe_assign(node: str) -> str:
     """node-agent -> prober: the full set of probes to run on this node."""
     return f"podbus.probe.{token(node)}.assign"
@@ -134,6 +144,11 @@ SUBJECTS: list[tuple[str, str, str]] = [
         "podbus.node.<node>.exec / .logs / .attach",
         "request-reply / stream",
         "node-agent of that node",
+    ),
+    (
+        "podbus.node.<node>.attach.<session>.in / .out",
+        "publish (session frames)",
+        "client -> node-agent: stdin, resize, heartbeat; node-agent -> client: output, exit",
     ),
     (
         "podbus.probe.<node>.assign / .result / .sync",

@@ -46,6 +46,7 @@ from services.node_agent.logic.container_status import WaitingReason
 from services.node_agent.logic.env import EnvError, container_env
 from services.node_agent.logic.records import ContainerRecord, SandboxRecord, new_attempt
 from services.node_agent.oci import hostops
+from services.node_agent.oci.attach import OciInteractive
 from services.node_agent.oci.imageref import ReferenceError, never_pull_message
 from services.node_agent.oci.images import DEFAULT_IMAGE_ROOT, ImageError, ImageStore
 from services.node_agent.oci.podfiles import (
@@ -910,6 +911,24 @@ class OciRuntime:
         finally:
             pid_file.unlink(missing_ok=True)
         return ExecResult(exit_code=proc.returncode or 0, stdout=out, stderr=err)
+
+    async def exec_interactive(
+        self, pod: Pod, container: str, command: list[str], *, tty: bool, rows: int, cols: int
+    ) -> OciInteractive:
+        """Run a command with stdin forwarded (attach sessions; oci/attach.py)."""
+        p = self._pods.get(pod.metadata.uid)
+        attempt = p.containers.get(container) if p is not None else None
+        if attempt is not None:
+            self._refresh(attempt)
+        if attempt is None or attempt.record.state != "running":
+            raise RuntimeError(f'container "{container}" is not running')
+        return await OciInteractive.start(
+            [self.config.runc, "--root", self.config.runc_root],
+            attempt.record.container_id.removeprefix("runc://"),
+            command,
+            tty=tty, rows=rows, cols=cols,
+            pid_file=attempt.dir / f"attach-{time.monotonic_ns()}.pid",
+        )  # fmt: skip
 
     @staticmethod
     def _read_log(adir: Path) -> bytes:
