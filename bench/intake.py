@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -170,17 +172,33 @@ async def _ge(count: object, n: int) -> bool:
     return int(await count()) >= n  # type: ignore[operator]
 
 
-def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> float:
-    """User + system CPU time the processes have used so far (Linux /proc)."""
+def cpu_seconds(procs: list[Any]) -> float:
+    """User + system CPU time the processes (anything with a `pid`) have used
+    so far (Linux /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for p in procs:
         try:
             fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        except (OSError, AttributeError):
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+class CpuMeter:
+    """CPU used per request by each process involved in one measurement."""
+
+    def __init__(self, parts: dict[str, list[Any]]) -> None:
+        self.parts = parts
+        self.start = {name: cpu_seconds(procs) for name, procs in parts.items()}
+
+    def per_request(self, requests: int) -> dict[str, float]:
+        """Microseconds of CPU per request, by part."""
+        return {
+            name: 1e6 * (cpu_seconds(procs) - self.start[name]) / max(requests, 1)
+            for name, procs in self.parts.items()
+        }
 
 
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -244,16 +262,18 @@ async def main(args: argparse.Namespace) -> None:
             # warm-up, then both measurements in the same run
             await drive(natsd.url, "podbus.api.apply", args.clients, 1.0, pod_request)
             await drive(natsd.url, ECHO_SUBJECT, args.clients, 1.0, pod_request)
-            cpu = cpu_seconds(intakes)
+            me = SimpleNamespace(pid=os.getpid())
+            servers = {"nats-server": [natsd.proc], "redis-server": [redisd.proc], "clients": [me]}
+            meter = CpuMeter({"intake": intakes, **servers})
             ok_apply, err_apply = await drive(
                 natsd.url, "podbus.api.apply", args.clients, args.seconds, pod_request
             )
-            apply_cpu = cpu_seconds(intakes) - cpu
-            cpu = cpu_seconds(echoes_procs)
+            apply_cpu = meter.per_request(ok_apply)
+            meter = CpuMeter({"echo responder": echoes_procs, **servers})
             ok_echo, err_echo = await drive(
                 natsd.url, ECHO_SUBJECT, args.clients, args.seconds, pod_request
             )
-            echo_cpu = cpu_seconds(echoes_procs) - cpu
+            echo_cpu = meter.per_request(ok_echo)
             applies = ok_apply / args.seconds
             echoes = ok_echo / args.seconds
             side = f"{args.clients} clients, {args.replicas_per_side} server process(es)"
@@ -261,8 +281,10 @@ async def main(args: argparse.Namespace) -> None:
             print(f"raw NATS request-reply echo ({side}): {echoes:.0f} requests/s")
             print(f"apply/echo ratio: {applies / echoes:.2f} ratio (goal >= 0.3)")
             # Where the ratio comes from, independent of what else loads the machine.
-            print(f"intake CPU per apply: {1e6 * apply_cpu / max(ok_apply, 1):.0f} us")
-            print(f"echo responder CPU per request: {1e6 * echo_cpu / max(ok_echo, 1):.0f} us")
+            for name, us in apply_cpu.items():
+                print(f"apply: {name} CPU per apply: {us:.0f} us")
+            for name, us in echo_cpu.items():
+                print(f"echo: {name} CPU per request: {us:.0f} us")
             if err_apply or err_echo:
                 print(f"errors: {err_apply + err_echo} requests")
 
