@@ -30,13 +30,20 @@ from typing import Any, TextIO
 import yaml
 from podmodel.codec import to_builtins
 from podmodel.manifest import load_manifests, manifest_paths
-from podmodel.node_api import LogsRequest
+from podmodel.node_api import AttachRequest, LogsRequest
 from podmodel.selector import parse_selector, selector_matches
 from servicekit.bus import BusError
 
 from clients.podctl import connection
 from clients.podctl.age import parse_duration
 from clients.podctl.apply_merge import merged_object, unchanged
+from clients.podctl.attach_client import (
+    AttachError,
+    AttachSession,
+    AttachUnsupported,
+    run_terminal,
+    window_size,
+)
 from clients.podctl.client import ConnectError, Obj, PodbusClient, error_text
 from clients.podctl.describe_text import (
     describe_deployment,
@@ -852,6 +859,8 @@ async def cmd_logs(c: PodbusClient, args: argparse.Namespace) -> int:
 
 _SHELLS = {"sh", "bash", "ash", "dash", "zsh", "ksh"}
 KEEP_ALIVE = "while true; do sleep 3600; done"
+DEBUG_DONE = "/tmp/.podbus-debug-done"
+DEBUG_IDLE = f"mkdir -p /tmp; while [ ! -e {DEBUG_DONE} ]; do sleep 1; done"
 
 
 def _is_shell(command: list[str]) -> bool:
@@ -871,6 +880,11 @@ async def _run_exec(
     if not interactive:
         reply = await c.exec(node, _ns(pod), _name(pod), container, command, timeout)
         return _print_exec(reply)
+    try:
+        return await _attach(c, pod, container, command, tty)
+    except AttachUnsupported as exc:
+        if tty and sys.stdin.isatty():
+            _err(f"podctl: no interactive session on node {node}: {exc}")
     if not _is_shell(command):
         reply = await c.exec(node, _ns(pod), _name(pod), container, command, timeout)
         return _print_exec(reply)
@@ -896,6 +910,39 @@ async def _run_exec(
             break
         reply = await c.exec(node, _ns(pod), _name(pod), container, [*command, "-c", text], timeout)
         code = _print_exec(reply, quiet_exit=True)
+    return code
+
+
+async def _attach(c: PodbusClient, pod: Obj, container: str, command: list[str], tty: bool) -> int:
+    """`exec -i[t]` as an interactive session (clients/podctl/attach_client.py):
+    stdin, output and the terminal cross the bus. Raises AttachUnsupported
+    when the node cannot (the caller falls back)."""
+    stdin_fd: int | None
+    try:
+        stdin_fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        stdin_fd = None
+    if tty and (stdin_fd is None or not os.isatty(stdin_fd)):
+        _err("Unable to use a TTY - input is not a terminal or the right kind of file")
+        tty = False
+    rows, cols = window_size(stdin_fd) if tty and stdin_fd is not None else (0, 0)
+    request = AttachRequest(
+        namespace=_ns(pod), pod=_name(pod), container=container, command=command,
+        tty=tty, rows=rows, cols=cols,
+    )  # fmt: skip
+    try:
+        session = await AttachSession.open(c.bus.nc, _node_of(pod), request)
+    except AttachError as exc:
+        raise UserError(str(exc)) from exc
+    sys.stdout.flush()
+    sys.stderr.flush()
+    code = await run_terminal(
+        session, stdin_fd=stdin_fd, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer, raw=tty
+    )
+    if session.error:
+        _err(f"error: {session.error}")
+    elif code:
+        _err(f"command terminated with exit code {code}")
     return code
 
 
@@ -952,8 +999,14 @@ async def cmd_debug(c: PodbusClient, args: argparse.Namespace) -> int:
     eph: Obj = {"name": name, "image": args.image, "imagePullPolicy": "IfNotPresent"}
     if args.target:
         eph["targetContainerName"] = args.target
-    line_mode = args.stdin and (command is None or _is_shell(command))
-    if line_mode:
+    attach = args.stdin and await AttachSession.supported(c.bus.nc, _node_of(pod))
+    line_mode = args.stdin and (attach or command is None or _is_shell(command))
+    if attach:
+        # The container idles until the session ends, and the command runs in
+        # it as an interactive exec (attach_client): an exec'd process can be
+        # given a terminal over the bus, the container's own process cannot.
+        eph["command"] = ["sh", "-c", DEBUG_IDLE]
+    elif line_mode:
         # No attach crosses the bus: the container idles and each typed line
         # runs in it through exec (see _run_exec), so a shell never meets EOF.
         eph["command"] = [*(command or ["sh"]), "-c", KEEP_ALIVE]
@@ -1004,6 +1057,15 @@ async def cmd_debug(c: PodbusClient, args: argparse.Namespace) -> int:
             sys.stdout.flush()
         return 0
     _err("If you don't see a command prompt, try pressing enter.")
+    if attach:
+        try:
+            return await _attach(c, state["pod"], name, command or ["sh"], args.tty)
+        finally:
+            # The session is over: the idle container ends (as a debug
+            # container whose shell exits does in Kubernetes).
+            with contextlib.suppress(Exception):
+                await c.exec(_node_of(state["pod"]), ns, pod_name, name,
+                             ["touch", DEBUG_DONE], 5.0)  # fmt: skip
     return await _run_exec(
         c,
         state["pod"],
