@@ -278,15 +278,38 @@ async def run_terminal(
             # Not pollable (a regular file, /dev/null): read it all now.
             readers.append(asyncio.create_task(_read_file(stdin_fd)))
     forwarder = asyncio.create_task(forward()) if stdin_fd is not None else None
+
+    async def show() -> None:
+        async for frame in session.output():
+            out = stderr if frame.kind == "stderr" else stdout
+            out.write(frame.data)
+            out.flush()
+
+    shower = asyncio.create_task(show())
+    ended_by: list[int] = []
+
+    def ending(signum: int) -> None:
+        # SIGTERM / SIGHUP (terminal closed): end the session cleanly, so the
+        # terminal is restored and the remote command is closed.
+        ended_by.append(signum)
+        shower.cancel()
+
+    handled = [signal.SIGTERM, signal.SIGHUP]
+    for signum in handled:
+        loop.add_signal_handler(signum, ending, signum)
     if raw:
         loop.add_signal_handler(signal.SIGWINCH, winch)
     try:
         with raw_terminal(stdin_fd) if raw and stdin_fd is not None else contextlib.nullcontext():
-            async for frame in session.output():
-                out = stderr if frame.kind == "stderr" else stdout
-                out.write(frame.data)
-                out.flush()
+            try:
+                await shower
+            except asyncio.CancelledError:
+                if not ended_by:
+                    raise  # we were cancelled (Ctrl-C without a raw terminal)
     finally:
+        shower.cancel()
+        for signum in handled:
+            loop.remove_signal_handler(signum)
         if raw:
             loop.remove_signal_handler(signal.SIGWINCH)
         if stdin_fd is not None and watching_stdin:
@@ -301,6 +324,9 @@ async def run_terminal(
         await session.close()
     if session.lost:
         sys.stderr.write(f"podctl: {session.lost} output message(s) were lost on the way\r\n")
+    if ended_by:
+        session.error = f"podctl ended by {signal.Signals(ended_by[0]).name}"
+        return 128 + ended_by[0]
     if session.exit_code is None:
         return 1
     return session.exit_code

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import termios
@@ -170,6 +171,17 @@ async def test_exec_it_gives_a_real_shell_and_its_exit_code(
         # podctl put the user's terminal back as it found it
         assert termios.tcgetattr(term.slave) == cooked
     assert before is None or termios.tcgetattr(0) == before
+    await nothing_left(oci)
+
+    # Killed (SIGTERM) or its terminal hung up: the terminal is restored and
+    # the remote shell ends.
+    async with terminal(api, "exec", "-it", "shell", "--", "sh") as term:
+        cooked = termios.tcgetattr(term.slave)
+        await term.expect(b"# ")
+        assert termios.tcgetattr(term.slave) != cooked  # raw while the shell runs
+        term.proc.send_signal(signal.SIGTERM)
+        assert await term.exit_code() == 128 + signal.SIGTERM
+        assert termios.tcgetattr(term.slave) == cooked
     await nothing_left(oci)
 
     # -i without a terminal: stdin is forwarded until EOF, no tty

@@ -9,12 +9,14 @@ import os
 import time
 from pathlib import Path
 
+import nats
 import pytest
 from podmodel.node_api import AttachRequest
 
 from clients.podctl.attach_client import AttachError, AttachSession
+from services.node_agent.oci.runtime import OciConfig, OciRuntime
 from tests.conftest import wait_for
-from tests.integration.oci.conftest import NODE, OciHarness
+from tests.integration.oci.conftest import NODE, OciHarness, oci_agent
 from tests.integration.oci.test_oci_runtime import delete_and_wait, make_pod, phase
 
 T = 20.0
@@ -158,3 +160,29 @@ async def test_close_kills_the_command_and_errors_are_clear(oci: OciHarness) -> 
                                         command=["sh"])
         )  # fmt: skip
     await delete_and_wait(oci, "att5")
+
+
+async def test_stopping_the_agent_ends_its_sessions(
+    oci_config: OciConfig, nats_url: str, redis_url: str
+) -> None:
+    client = await nats.connect(nats_url)
+    try:
+        async with oci_agent(oci_config, nats_url, redis_url) as h:
+            await _start_pod(h, "att6")
+            request = AttachRequest(
+                namespace="default", pod="att6", container="app", command=["sh"], tty=True
+            )
+            session = await AttachSession.open(client, NODE, request)
+            await session.stdin(b"echo up\n")
+            await _collect(session, until=b"up")
+            assert _exec_processes(h)
+        # the agent has stopped: the client hears the end, the command is gone
+        async with asyncio.timeout(T):
+            async for _frame in session.output():
+                pass
+        await session.close()
+        assert session.error == f"node {NODE} ended the session"
+        assert not _exec_processes(h)
+    finally:
+        await client.close()
+        await OciRuntime(oci_config).cleanup()
