@@ -288,11 +288,16 @@ def _quantity(errs: Errors, path: str, value: QuantityValue) -> Fraction | None:
 def _validate_resources(
     errs: Errors, path: str, requests: dict[str, QuantityValue], limits: dict[str, QuantityValue]
 ) -> None:
-    parsed_limits = {
-        name: _quantity(errs, f"{path}.limits[{name}]", v) for name, v in limits.items()
-    }
+    # Paths are only formatted for an error: this runs for every container.
+    parsed_limits: dict[str, Fraction | None] = {}
+    for name, v in limits.items():
+        parsed_limits[name], why = _quantity_problem(v)
+        if why is not None:
+            errs.invalid(f"{path}.limits[{name}]", v, why)
     for name, value in requests.items():
-        req = _quantity(errs, f"{path}.requests[{name}]", value)
+        req, why = _quantity_problem(value)
+        if why is not None:
+            errs.invalid(f"{path}.requests[{name}]", value, why)
         lim = parsed_limits.get(name)
         if req is not None and lim is not None and req > lim:
             errs.invalid(
@@ -565,12 +570,16 @@ def _rule_env(
 def _rule_resources(
     errs: Errors, path: str, kind: str, c: Container, spec: PodSpec, ctx: PodContext
 ) -> None:
+    if not c.resources.requests and not c.resources.limits:
+        return
     _validate_resources(errs, f"{path}.resources", c.resources.requests, c.resources.limits)
 
 
 def _rule_volume_mounts(
     errs: Errors, path: str, kind: str, c: Container, spec: PodSpec, ctx: PodContext
 ) -> None:
+    if not c.volume_mounts:
+        return
     volumes = {v.name for v in spec.volumes} | ctx.claim_volumes
     paths: set[str] = set()
     for i, mount in enumerate(c.volume_mounts):
@@ -841,16 +850,22 @@ def _spec_containers(errs: Errors, spec: PodSpec, ctx: PodContext) -> None:
     if not spec.containers:
         errs.required(ctx.child("containers"))
     seen: set[str] = set()
-    counters = dict.fromkeys(_LIST_NAMES, 0)
-    for kind, c in spec.all_containers():
-        i = counters[kind]
-        counters[kind] = i + 1
-        path = ctx.child(f"{_LIST_NAMES[kind]}[{i}]")
-        if c.name and c.name in seen:
-            errs.duplicate(f"{path}.name", c.name)
-        seen.add(c.name)
-        for rule in CONTAINER_RULES:
-            rule(errs, path, kind, c, spec, ctx)
+    # The order of spec.all_containers(): init, app, ephemeral.
+    for kind, containers in (
+        ("init", spec.init_containers),
+        ("app", spec.containers),
+        ("ephemeral", spec.ephemeral_containers),
+    ):
+        if not containers:
+            continue
+        list_path = ctx.child(_LIST_NAMES[kind])
+        for i, c in enumerate(containers):
+            path = f"{list_path}[{i}]"
+            if c.name and c.name in seen:
+                errs.duplicate(f"{path}.name", c.name)
+            seen.add(c.name)
+            for rule in CONTAINER_RULES:
+                rule(errs, path, kind, c, spec, ctx)
 
 
 def _spec_restart_policy(errs: Errors, spec: PodSpec, ctx: PodContext) -> None:
@@ -953,7 +968,8 @@ def _spec_tolerations(errs: Errors, spec: PodSpec, ctx: PodContext) -> None:
             why = label_key_problem(tol.key)
             if why is not None:
                 errs.invalid(f"{p}.key", tol.key, why)
-        errs.enum(f"{p}.operator", tol.operator, TOLERATION_OPERATORS)
+        if tol.operator and tol.operator not in TOLERATION_OPERATORS:  # errs.enum, path on demand
+            errs.unsupported(f"{p}.operator", tol.operator, TOLERATION_OPERATORS)
         if not tol.key and tol.operator != "Exists":
             errs.invalid(
                 f"{p}.operator",
@@ -966,7 +982,8 @@ def _spec_tolerations(errs: Errors, spec: PodSpec, ctx: PodContext) -> None:
             why = label_value_problem(tol.value)
             if why is not None:
                 errs.invalid(f"{p}.value", tol.value, why)
-        errs.enum(f"{p}.effect", tol.effect, TAINT_EFFECTS)
+        if tol.effect and tol.effect not in TAINT_EFFECTS:
+            errs.unsupported(f"{p}.effect", tol.effect, TAINT_EFFECTS)
         if tol.toleration_seconds is not None and tol.effect != "NoExecute":
             errs.invalid(
                 f"{p}.effect",
