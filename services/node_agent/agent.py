@@ -345,7 +345,11 @@ class NodeAgent:
             container_kind(worker.pod, result.container_name), result.container_name
         )
         if result.result in ("failure", "unknown"):
-            self.emit(worker.pod, ev.WARNING, ev.UNHEALTHY, unhealthy_message(result), path)
+            # the kubelet records every failed run: a transition after
+            # failureThreshold failures counts them all (`Unhealthy (x3 over 12s)`)
+            runs = result.consecutive if result.result == "failure" else 1
+            for _ in range(max(1, runs)):
+                self.emit(worker.pod, ev.WARNING, ev.UNHEALTHY, unhealthy_message(result), path)
         elif result.warning:
             self.emit(
                 worker.pod,
