@@ -29,6 +29,7 @@ from nats.aio.msg import Msg
 from podmodel import subjects
 from podmodel.codec import DecodeError, decode, encode
 from podmodel.node_api import (
+    ATTACH_HEARTBEAT_S,
     ATTACH_MISSED_HEARTBEATS,
     AttachFrame,
     AttachReply,
@@ -64,7 +65,7 @@ class AttachSession:
     def __init__(self, nc: NATS, reply: AttachReply) -> None:
         self.nc = nc
         self.reply = reply
-        self.heartbeat_s = reply.heartbeat_s
+        self.heartbeat_s = reply.heartbeat_s or ATTACH_HEARTBEAT_S
         self.exit_code: int | None = None
         self.error = ""
         self.lost = 0

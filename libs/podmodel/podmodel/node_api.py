@@ -131,7 +131,8 @@ class AttachReply(Model):
     session: str = ""
     input_subject: str = ""
     output_subject: str = ""
-    heartbeat_s: float = ATTACH_HEARTBEAT_S
+    heartbeat_s: float = 0.0
+    """The session's heartbeat (always set on an opened session)."""
     error: str = ""
     unsupported: bool = False
 

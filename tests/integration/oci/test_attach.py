@@ -5,12 +5,15 @@ and no process left behind."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import time
 from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 from podmodel.node_api import AttachRequest
 
 from clients.podctl.attach_client import AttachError, AttachSession
@@ -186,3 +189,35 @@ async def test_stopping_the_agent_ends_its_sessions(
     finally:
         await client.close()
         await OciRuntime(oci_config).cleanup()
+
+
+async def test_a_json_client_speaks_the_protocol_without_podbus_code(oci: OciHarness) -> None:
+    """What a script in another language does: JSON request, JSON frames
+    (bytes as base64), the output subject subscribed before "start"."""
+    await _start_pod(oci, "att7")
+    opened = await oci.nc.request(
+        "podbus.node.oci-n1.attach",
+        json.dumps({"namespace": "default", "pod": "att7", "container": "app",
+                    "command": ["sh", "-c", "read x; echo got $x"]}).encode(),
+        timeout=T,
+    )  # fmt: skip
+    reply = json.loads(opened.data)
+    assert reply["outputSubject"].endswith(".out") and reply["heartbeatS"] == 5.0
+    frames: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+
+    async def on_frame(msg: Msg) -> None:
+        await frames.put(json.loads(msg.data))
+
+    sub = await oci.nc.subscribe(reply["outputSubject"], cb=on_frame)
+    await oci.nc.flush()
+    for frame in ({"kind": "start"}, {"kind": "stdin", "data": base64.b64encode(b"hi\n").decode()}):
+        await oci.nc.publish(reply["inputSubject"], json.dumps(frame).encode())
+    received = []
+    async with asyncio.timeout(T):
+        while not received or received[-1]["kind"] != "exit":
+            received.append(await frames.get())
+    await sub.unsubscribe()
+    output = b"".join(base64.b64decode(str(f["data"])) for f in received if f["kind"] == "stdout")
+    assert output == b"got hi\n"
+    assert received[-1] == {"kind": "exit"}  # exit code 0: defaults are left out
+    await delete_and_wait(oci, "att7")
