@@ -328,6 +328,6 @@ async def run_terminal(
     if ended_by:
         session.error = f"podctl ended by {signal.Signals(ended_by[0]).name}"
         return 128 + ended_by[0]
-    if session.exit_code is None:
-        return 1
+    if session.exit_code is None or session.exit_code < 0:
+        return 1  # the session broke off, or the command could not run (session.error)
     return session.exit_code

@@ -6,8 +6,9 @@ pure parts live beside this module (tables, pod_status, describe_text,
 rollout_logic, age, tabwriter); this module parses arguments, makes the
 requests through client.PodbusClient and prints.
 
-Exit codes: 0 success; 1 an error (kubectl's); for `exec`, the command's
-own exit code; 130 interrupted. User mistakes print one line naming the
+Exit codes: 0 success; 1 an error (kubectl's); for `exec` (and `debug -it`),
+the command's own exit code; 130 interrupted. `exec -i[t]` / `debug -it`
+are interactive sessions over the bus (attach_client.py). User mistakes print one line naming the
 object or field, never a traceback.
 """
 
@@ -891,7 +892,7 @@ async def _run_exec(
     prompt = tty and sys.stdin.isatty()
     if prompt:
         _err(
-            f"podctl: line mode: no TTY crosses the bus, so each line you type runs as "
+            f"podctl: line mode: the node has no interactive exec, so each line you type runs as "
             f"`{command[0]} -c LINE` in {_name(pod)}/{container}; `exit` or Ctrl-D ends."
         )
     code = 0

@@ -9,24 +9,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import termios
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
+from services.node_agent.oci.runtime import OciConfig, OciRuntime
 from tests.conftest import wait_for
-from tests.integration.oci.conftest import OciHarness, oci, oci_config  # noqa: F401 (fixtures)
+from tests.integration.oci.conftest import (
+    NODE,
+    OciHarness,
+    _skip_reason,
+    assert_nothing_left,
+    oci,  # noqa: F401 (fixture)
+)
 from tests.integration.oci.test_oci_runtime import delete_and_wait, make_pod, phase
 
 ROOT = Path(__file__).resolve().parents[2]
 T = 30.0
 
 pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def oci_config() -> Iterator[OciConfig]:
+    """Like tests/integration/oci's, under names of its own (both may run in
+    one pytest session)."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    tag = f"pe{os.getpid() % 100000}"
+    base = Path(tempfile.mkdtemp(prefix=f"podbus-attach-{tag}-"))
+    n = os.getpid()
+    config = OciConfig(
+        state_dir=str(base / "state"),
+        runc_root=str(base / "runc"),
+        image_root=str(base / "images"),
+        bridge=tag,
+        pod_cidr=f"10.{150 + n % 50}.{n % 250}.0/24",
+        netns_prefix=tag,
+        id_prefix=tag,
+        cgroup_parent=f"/podbus-test-{tag}",
+        node_name=NODE,
+    )
+    yield config
+    asyncio.run(OciRuntime(config).cleanup())
+    leftovers = assert_nothing_left(config)
+    shutil.rmtree(base, ignore_errors=True)
+    assert not leftovers, leftovers
 
 
 @pytest_asyncio.fixture
