@@ -56,7 +56,13 @@ Obj = dict[str, Any]
 
 #: the html nginx serves by default, so that a GET shows which "nginx" answered
 NGINX_INDEX = "<h1>Welcome to nginx!</h1>\n"
-HTTPD = ["httpd", "-f", "-p", "80", "-h", "/usr/share/nginx/html"]
+#: busybox httpd in nginx's place; as nginx does, it stops at once on SIGTERM
+#: (httpd itself, as a container's PID 1, would ignore it until the grace period ends)
+ENTRYPOINT = """#!/bin/sh
+httpd -f -p 80 -h /usr/share/nginx/html &
+trap 'kill $!; exit 0' TERM INT QUIT
+wait
+"""
 
 
 # ---------------------------------------------------------------- images
@@ -113,8 +119,11 @@ def import_example_images(store: ImageStore, work: Path) -> bool:
     html = nginx / "usr/share/nginx/html"
     html.mkdir(parents=True)
     (html / "index.html").write_text(NGINX_INDEX)
-    store.import_path(nginx, "nginx:1.29", rootfs=True, entrypoint=HTTPD)
-    for tag in ("nginx:latest", "nginx:1.15", "registry.k8s.io/nginx-slim:0.7"):
+    script = nginx / "docker-entrypoint.sh"
+    script.write_text(ENTRYPOINT)
+    script.chmod(0o755)
+    store.import_path(nginx, "nginx:1.29", rootfs=True, entrypoint=["/docker-entrypoint.sh"])
+    for tag in ("nginx:latest", "nginx:1.15", "nginx:1.16.1", "registry.k8s.io/nginx-slim:0.7"):
         store.tag("nginx:1.29", tag)
 
     bash = rootfs("bash")
@@ -191,8 +200,8 @@ class Cluster:
                 if any(r.name == name for r in p.metadata.owner_references)
                 or p.metadata.name == name
             ]
-            for p in owned:
-                if p.metadata.deletion_timestamp is None:
+            for p in owned:  # shortens the grace period of those the GC deleted
+                if p.metadata.deletion_grace_period_seconds != 1:
                     with contextlib.suppress(Exception):
                         await self.store.delete(
                             Pod, "default", p.metadata.name, grace_period_seconds=1
@@ -364,6 +373,16 @@ async def http_get(ip: str, port: int = 80, path: str = "/") -> str | None:
         writer.close()
 
 
+def with_image(image: str) -> Callable[[Obj], None]:
+    """An edit for `Cluster.apply`: the first container's image (as
+    `kubectl set image` or an edited manifest)."""
+
+    def edit(doc: Obj) -> None:
+        doc["spec"]["template"]["spec"]["containers"][0]["image"] = image
+
+    return edit
+
+
 def page(ip: str | None, path: str = "/") -> Callable[[], Awaitable[str | None]]:
     """What `until` polls for an HTTP answer at a pod's IP."""
     assert ip, "the pod has no IP"
@@ -400,7 +419,8 @@ def body_of(response: str) -> str:
 async def test_deployment_runs_two_ready_nginx_replicas(cluster: Cluster) -> None:
     """application/deployment.yaml: `kubectl get deployments` shows
     nginx-deployment 2/2 up to date and available; each pod answers on
-    port 80 at its IP."""
+    port 80 at its IP. Then the Deployments page's update (rolls out) and
+    its image typo (stalls, the image cannot be had)."""
     await cluster.apply("deployment.yaml")
 
     async def available() -> Deployment | None:
@@ -420,6 +440,45 @@ async def test_deployment_runs_two_ready_nginx_replicas(cluster: Cluster) -> Non
         response = await until(page(pod.status.pod_ip), f"{pod.metadata.name}:80")
         assert "200 OK" in response and NGINX_INDEX in response
     assert len({p.status.pod_ip for p in pods}) == 2
+
+    # The Deployments page goes on: an update to nginx:1.16.1 rolls out ...
+    await cluster.apply("deployment.yaml", with_image("nginx:1.16.1"))
+
+    async def rolled_out() -> Deployment | None:
+        d = await cluster.store.get(Deployment, "default", "nginx-deployment")
+        s = d.status if d else None
+        ok = s and s.observed_generation >= 2 and s.replicas == s.updated_replicas == 2
+        return d if ok and s and s.available_replicas == 2 else None
+
+    await until(rolled_out, "the rollout to nginx:1.16.1", timeout=2 * T)
+    pods = [p for p in await cluster.pods(app="nginx") if p.metadata.deletion_timestamp is None]
+    assert {p.spec.containers[0].image for p in pods} == {"nginx:1.16.1"}
+
+    # ... and a typo in the image (nginx:1.161, which nobody imported) stalls
+    # the next one: one new pod cannot get its image, the two old ones keep
+    # serving (maxSurge 1, maxUnavailable 0 for two replicas)
+    await cluster.apply("deployment.yaml", with_image("nginx:1.161"))
+
+    async def stalled() -> tuple[Deployment, Pod] | None:
+        d = await cluster.store.get(Deployment, "default", "nginx-deployment")
+        new = [
+            p
+            for p in await cluster.pods(app="nginx")
+            if p.spec.containers[0].image == "nginx:1.161"
+        ]
+        st = new[0].status.container_statuses if len(new) == 1 else []
+        waiting = st[0].state.waiting if st else None
+        s = d.status if d else None
+        ok = s and (s.replicas, s.updated_replicas, s.available_replicas) == (3, 1, 2)
+        if d and ok and waiting and waiting.reason == "ErrImageNeverPull":
+            return d, new[0]
+        return None
+
+    deployment, stuck = await until(stalled, "the rollout to nginx:1.161 stalled")
+    waiting = stuck.status.container_statuses[0].state.waiting
+    assert waiting is not None and "podbus image import nginx:1.161" in waiting.message
+    assert stuck.status.phase == "Pending"
+    assert deployment.status.unavailable_replicas == 1
     await cluster.delete("Deployment", "nginx-deployment")
 
 
