@@ -29,6 +29,8 @@ Stream = Literal["stdout", "stderr"]
 Output = tuple[Stream, bytes] | None
 
 READ_BYTES = 32 * 1024
+#: output merged into one piece at most (podmodel's ATTACH_CHUNK_BYTES)
+MERGE_BYTES = 64 * 1024
 DEFAULT_ROWS = 24
 DEFAULT_COLS = 80
 
@@ -55,6 +57,8 @@ class OciInteractive:
         self._readers: set[asyncio.Task[None]] = set()
         self._open_streams = 0
         self._closed = False
+        self._held: Output = None
+        self._holding = False
         loop = asyncio.get_running_loop()
         if master is not None:
             os.set_blocking(master, False)
@@ -164,8 +168,25 @@ class OciInteractive:
                 task.add_done_callback(self._readers.discard)
 
     async def read(self) -> Output:
-        """The next piece of output in order; None when output has ended."""
-        return await self._queue.get()
+        """The next piece of output in order; None when output has ended.
+        Pieces of one stream waiting in the queue come merged (a terminal
+        hands over a line or so per read: one message each would be slow)."""
+        if self._holding:
+            self._holding = False
+            return self._held
+        item = await self._queue.get()
+        if item is None:
+            return None
+        stream, data = item
+        parts, size = [data], len(data)
+        while size < MERGE_BYTES and not self._queue.empty():
+            nxt = self._queue.get_nowait()
+            if nxt is None or nxt[0] != stream:
+                self._held, self._holding = nxt, True
+                break
+            parts.append(nxt[1])
+            size += len(nxt[1])
+        return stream, b"".join(parts)
 
     # ------------------------------------------------------------ input
 

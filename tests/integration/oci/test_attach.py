@@ -63,6 +63,9 @@ async def test_tty_shell_echoes_and_exits_with_its_code(oci: OciHarness) -> None
     )  # fmt: skip
     session = await AttachSession.open(oci.nc, NODE, request)
     try:
+        # The prompt first: runc gives the container's terminal its size just
+        # after the shell starts (as the kubelet's first resize does).
+        await _collect(session, until=b"# ")
         await session.stdin(b"stty size; echo hel''lo; exit 3\n")
         out = await _collect(session)
     finally:
@@ -111,6 +114,7 @@ async def test_resize_reaches_the_container_terminal(oci: OciHarness) -> None:
     )
     session = await AttachSession.open(oci.nc, NODE, request)
     try:
+        await _collect(session, until=b"# ")
         await session.stdin(b"stty size\n")
         assert b"24 80" in await _collect(session, until=b"24 80")
         await session.resize(50, 132)
