@@ -184,9 +184,15 @@ class Cluster:
     async def logs(self, pod: Pod, container: str) -> str:
         return (await self.node.runtime.logs(pod, container)).decode()
 
-    async def events(self, name: str) -> list[Event]:
+    async def events(self, name: str, uid: str = "") -> list[Event]:
+        """Events about pod `name` (of that `uid` only, when given: events
+        outlive their pod, a pod of the same name may have run before)."""
         events, _ = await self.store.list(Event, "default")
-        return [e for e in events if e.involved_object.name == name]
+        return [
+            e
+            for e in events
+            if e.involved_object.name == name and (not uid or e.involved_object.uid == uid)
+        ]
 
     async def delete(self, kind: str, name: str) -> None:
         """Delete a workload and wait until its pods are gone."""
