@@ -183,6 +183,16 @@ def runc_execs(h: OciHarness) -> list[str]:
     return found
 
 
+def processes(cmdline: bytes) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:
+                    found.append(pid)
+    return found
+
+
 async def nothing_left(h: OciHarness) -> None:
     attach = h.agent.attach
     assert attach is not None
@@ -200,6 +210,14 @@ async def test_exec_it_gives_a_real_shell_and_its_exit_code(
     async with terminal(api, "exec", "-it", "shell", "--", "sh") as term:
         cooked = termios.tcgetattr(term.slave)
         await term.expect(b"# ")  # the shell's prompt: it runs on a terminal
+        # Ctrl-C goes to the remote terminal: it stops the remote sleep, not podctl
+        term.type(b"sleep 301\r")
+        await wait_for(lambda: processes(b"sleep\x00301\x00"), T, message="remote sleep running")
+        term.type(b"\x03")
+        await term.expect(b"^C")
+        term.type(b"echo after''int\r")
+        await term.expect(b"afterint\r\n")
+        assert not processes(b"sleep\x00301\x00")
         term.type(b"tty; stty size; echo hel''lo; exit 3\r")
         await term.expect(b"hello\r\n")
         assert await term.exit_code() == 3
