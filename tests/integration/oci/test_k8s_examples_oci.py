@@ -181,8 +181,8 @@ class Cluster:
         pods, _ = await self.store.list(Pod, "default")
         return [p for p in pods if all(p.metadata.labels.get(k) == v for k, v in labels.items())]
 
-    async def logs(self, pod: Pod, container: str) -> str:
-        return (await self.node.runtime.logs(pod, container)).decode()
+    async def logs(self, pod: Pod, container: str, *, previous: bool = False) -> str:
+        return (await self.node.runtime.logs(pod, container, previous=previous)).decode()
 
     async def events(self, name: str, uid: str = "") -> list[Event]:
         """Events about pod `name` (of that `uid` only, when given: events
@@ -677,4 +677,16 @@ async def test_init_containers_example_without_internet_stays_initialising(
     app = pod.status.container_statuses[0]
     assert app.state.waiting is not None and app.state.waiting.reason == "PodInitializing"
     assert not app.ready
+    initialized = next(c for c in pod.status.conditions if c.type == "Initialized")
+    assert (initialized.status, initialized.reason, initialized.message) == (
+        "False",
+        "ContainersNotInitialized",
+        "containers with incomplete status: [install]",
+    )
+    install = pod.status.init_container_statuses[0]
+    failed = install.state.terminated or install.last_state.terminated
+    assert failed is not None and failed.exit_code == 1
+    # (the attempt that failed may be the previous one by now)
+    said = await cluster.logs(pod, "install") + await cluster.logs(pod, "install", previous=True)
+    assert "info.cern.ch" in said, said  # wget: bad address 'info.cern.ch'
     await cluster.delete("Pod", "init-demo")
