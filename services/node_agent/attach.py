@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 
 #: sessions one node runs at once
 MAX_SESSIONS = 64
-#: after the command ended, how long output still held open (a background
-#: process keeping the pipes) is waited for
+#: after runc ended, how long the rest of the output may take to be read
+#: (runc itself waits until the command's output is closed, as kubectl exec)
 DRAIN_SECONDS = 1.0
 #: input frames queued per session before the subscription back-pressures
 INPUT_QUEUE = 256
@@ -127,7 +127,6 @@ class AttachServer:
         sid = secrets.token_hex(8)
         heartbeat = min(max(req.heartbeat_s, 0.2), 60.0)
         inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=INPUT_QUEUE)
-        sub = await self.nc.subscribe(node_attach_input(self.node, sid), cb=inbox.put)
         session = Session(
             tty=req.tty,
             stdin=req.stdin,
@@ -136,6 +135,14 @@ class AttachServer:
             rows=req.rows,
             cols=req.cols,
         )
+
+        async def on_input(msg: Msg) -> None:
+            # Heard on arrival: a command slow to read its stdin holds the
+            # queue, and must not make a live client look gone.
+            session.last_heard = time.monotonic()
+            await inbox.put(msg)
+
+        sub = await self.nc.subscribe(node_attach_input(self.node, sid), cb=on_input)
         runner = _SessionRunner(
             self, sid, req, pod, session, sub, inbox, start, json=wants_json(msg)
         )

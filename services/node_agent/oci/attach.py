@@ -255,4 +255,9 @@ class OciInteractive:
         self.close_stdin()
         for task in list(self._readers):
             task.cancel()
+        # Our ends of the pipes, even if a process left in the container
+        # still holds the other ends (asyncio has no public close for them).
+        transport = getattr(self.proc, "_transport", None)
+        if transport is not None:
+            transport.close()
         self.pid_file.unlink(missing_ok=True)

@@ -225,3 +225,24 @@ async def test_a_json_client_speaks_the_protocol_without_podbus_code(oci: OciHar
     assert output == b"got hi\n"
     assert received[-1] == {"kind": "exit"}  # exit code 0: defaults are left out
     await delete_and_wait(oci, "att7")
+
+
+async def test_output_held_by_a_background_process_ends_with_it_and_fds_are_closed(
+    oci: OciHarness,
+) -> None:
+    """As with `kubectl exec`: runc waits until the command's output is
+    closed, so a background process keeping it open keeps the session."""
+    await _start_pod(oci, "att8")
+    fds_before = len(os.listdir("/proc/self/fd"))
+    session = await AttachSession.open(
+        oci.nc, NODE, AttachRequest(namespace="default", pod="att8", container="app",
+                                    command=["sh", "-c", "sleep 1 & echo started"])
+    )  # fmt: skip
+    try:
+        out = await _collect(session)
+    finally:
+        await session.close()
+    assert (out, session.exit_code) == (b"started\n", 0)
+    await wait_for(lambda: not oci.agent.attach.sessions, T, message="session ended")  # type: ignore[union-attr]
+    await wait_for(lambda: len(os.listdir("/proc/self/fd")) <= fds_before, T, message="fds closed")
+    await delete_and_wait(oci, "att8")
