@@ -216,7 +216,7 @@ async def test_a_json_client_speaks_the_protocol_without_podbus_code(oci: OciHar
     await oci.nc.flush()
     for frame in ({"kind": "start"}, {"kind": "stdin", "data": base64.b64encode(b"hi\n").decode()}):
         await oci.nc.publish(reply["inputSubject"], json.dumps(frame).encode())
-    received = []
+    received: list[dict[str, object]] = []
     async with asyncio.timeout(T):
         while not received or received[-1]["kind"] != "exit":
             received.append(await frames.get())
