@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+from typing import Any
 
 import nats
 from servicekit.runner import nats_connect_options
@@ -85,6 +86,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
     p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
+
+
+def cancel_until_done(task: asyncio.Task[Any], every_s: float = 1.0) -> None:
+    """Stop the agent for good: cancel again every second until it ends, as
+    a cancellation that lands inside a library call that swallows it
+    (redis-py has done so) would otherwise leave the agent running."""
+    if task.done():
+        return
+    task.cancel()
+    asyncio.get_running_loop().call_later(every_s, cancel_until_done, task, every_s)
 
 
 async def connect_nats(url: str) -> nats.NATS:
@@ -160,7 +171,7 @@ async def serve(args: argparse.Namespace) -> int:
     main = asyncio.create_task(nodes.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main.cancel)
+        loop.add_signal_handler(sig, cancel_until_done, main)
     log.info("node-agent: %d simulated node(s): %s", len(configs), configs[0].name)
     try:
         await main
@@ -204,7 +215,7 @@ async def serve_oci(args: argparse.Namespace) -> int:
         main = asyncio.create_task(oci_node.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, main.cancel)
+            loop.add_signal_handler(sig, cancel_until_done, main)
         log.info("node-agent: oci node %s (pod CIDR %s)", args.name, args.pod_cidr)
         try:
             await main

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -30,6 +32,8 @@ from services.node_agent.oci.runtime import OciConfig, OciRuntime, prerequisites
 from services.node_agent.status_manager import StatusManager
 
 NODE = "oci-n1"
+
+log = logging.getLogger(__name__)
 
 
 def _skip_reason() -> str:
@@ -116,6 +120,22 @@ class OciHarness:
         return await self.store.get(Pod, "default", name)
 
 
+async def stop_tasks(tasks: list[asyncio.Task[Any]], per_try_s: float = 1.0) -> None:
+    """Cancel until done: a cancellation that lands inside a library call that
+    swallows it (redis-py has done so) would otherwise leave `await task`
+    waiting forever, and the test hanging in its teardown."""
+    for task in tasks:
+        tries = 0
+        while not task.done():
+            tries += 1
+            if tries == 2:
+                log.warning("task %s did not stop on cancel: %s", task.get_name(), task.get_stack())
+            task.cancel()
+            await asyncio.wait({task}, timeout=per_try_s)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("agent task %s ended with %r", task.get_name(), task.exception())
+
+
 @contextlib.asynccontextmanager
 async def oci_agent(config: OciConfig, nats_url: str, redis_url: str) -> AsyncIterator[OciHarness]:
     """A node-agent over a fresh OciRuntime; leaves its containers running
@@ -147,11 +167,7 @@ async def oci_agent(config: OciConfig, nats_url: str, redis_url: str) -> AsyncIt
         await agent.informer.wait_synced(10)
         yield OciHarness(nc, store, agent, runtime, config)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(tasks)
         with contextlib.suppress(Exception):
             await status.flush()
         await runtime.close()

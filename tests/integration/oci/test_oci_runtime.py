@@ -182,7 +182,9 @@ async def test_run_as_non_root_on_a_root_image_fails_with_kubernetes_message(
 
 
 async def test_missing_image_waits_with_err_image_never_pull(oci: OciHarness) -> None:
-    await oci.store.create(make_pod("noimg", [{"name": "app", "image": "nginx:1.15"}]))
+    await oci.store.create(
+        make_pod("noimg", [{"name": "app", "image": "example.com/never-imported:1.15"}])
+    )
 
     async def waiting() -> Any:
         p = await oci.pod("noimg")
@@ -192,7 +194,8 @@ async def test_missing_image_waits_with_err_image_never_pull(oci: OciHarness) ->
         return w if w is not None and w.reason == "ErrImageNeverPull" else None
 
     w = await wait_for(waiting, T, interval=0.05, message="ErrImageNeverPull")
-    assert "podbus image import nginx:1.15" in w.message
+    # (a name no test imports: the examples module imports nginx tags)
+    assert "podbus image import example.com/never-imported:1.15" in w.message
     await delete_and_wait(oci, "noimg")
 
 
