@@ -46,10 +46,11 @@ from services.node_agent.oci.node import OciNode
 from services.node_agent.oci.runtime import OciConfig, OciRuntime
 from tests.conftest import wait_for
 from tests.integration.oci.conftest import NODE
+from tests.k8s_examples import EXAMPLES as K8S_EXAMPLES
 from tests.servers import ServerHandle
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES = ROOT.parent / "shared" / "k8s-examples"
+EXAMPLES = K8S_EXAMPLES  # the copy in tests/data (see tests/k8s_examples.py)
 T = 30.0  # generous deadlines: the machine is shared
 
 Obj = dict[str, Any]
