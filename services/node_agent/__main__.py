@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 import nats
-from servicekit.runner import nats_connect_options
+from servicekit.runner import nats_connect_options, use_pidfd_child_watcher
 from servicekit.store import Store
 from servicekit.telemetry import setup_tracing, shutdown_tracing
 
@@ -186,6 +186,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 async def serve_oci(args: argparse.Namespace) -> int:
     """One node running real containers through runc."""
+    use_pidfd_child_watcher()  # a shim per container: no thread per shim
     node = NodeConfig(
         name=args.name,
         labels=parse_labels(args.labels),

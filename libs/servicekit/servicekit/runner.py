@@ -315,6 +315,25 @@ class ServiceRunner:
         await ctx.bus.nc.subscribe(health(self.name, self.instance), cb=answer)
 
 
+def use_pidfd_child_watcher() -> bool:
+    """Wait for child processes through pidfds on the event loop (Python
+    3.11's default starts a thread per child, blocked in waitpid: a node
+    with 110 containers would hold 110 threads, each started on the hot
+    path of a container start). Python 3.12+ does this by itself. Call it
+    in the running loop, before its first subprocess; True when pidfds are
+    in use."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return sys.version_info >= (3, 12)
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # kernel < 5.3, or seccomp forbids it: keep the threads
+        return False
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+    return True
+
+
 def run_service(
     name: str,
     main: Callable[[ServiceContext], Awaitable[None]],

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.node_agent.oci import netconf
 from services.node_agent.oci.podfiles import gateway_of, next_free_ip
 
 MS_RDONLY = 1
@@ -126,6 +127,8 @@ class Network:
         self.ipam.mkdir(parents=True, exist_ok=True)
         self.netns_prefix = netns_prefix
         self._lock = asyncio.Lock()
+        self._setups: list[tuple[str, str, str, asyncio.Future[None]]] = []
+        self._setup_task: asyncio.Task[None] | None = None
 
     async def ensure_bridge(self) -> None:
         if Path(f"/sys/class/net/{self.bridge}").exists():
@@ -183,22 +186,72 @@ class Network:
                 (self.ipam / ip).unlink(missing_ok=True)
 
     async def setup(self, netns: str, veth: str, ip: str) -> None:
-        """A named netns with lo up and eth0 (veth peer on the bridge)."""
-        if Path(f"/sys/class/net/{veth}").exists():
-            await run(["ip", "link", "del", veth], check=False)
-        add = "" if Path(f"/run/netns/{netns}").exists() else f"netns add {netns}\n"
-        host = (
-            add + f"link add {veth} type veth peer name eth0 netns {netns}\n"
-            f"link set {veth} master {self.bridge} up\n"
-        )
-        await run(["ip", "-batch", "-"], stdin=host.encode())
-        inside = (
-            "link set lo up\n"
-            f"addr add {ip}/{self.prefixlen} dev eth0\n"
-            "link set eth0 up\n"
-            f"route add default via {self.gateway}\n"
-        )
-        await run(["ip", "-n", netns, "-batch", "-"], stdin=inside.encode())
+        """A named netns with lo up and eth0 (veth peer on the bridge) at
+        `ip`, default route via the bridge. Pods starting together share
+        the work: while one batch is being set up the next gathers, and a
+        batch costs one `ip -batch` process for the host side and one
+        thread for the inside (netconf), not two processes per pod."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._setups.append((netns, veth, ip, done))
+        if self._setup_task is None:
+            self._setup_task = loop.create_task(self._drain_setups())
+        await done
+
+    async def _drain_setups(self) -> None:
+        try:
+            while self._setups:
+                batch = self._setups[:]
+                del self._setups[:]
+                await self._setup_batch(batch)
+        finally:
+            self._setup_task = None
+            for *_rest, fut in self._setups:  # cancelled mid-way: fail, never hang
+                if not fut.done():
+                    fut.set_exception(HostError("network set-up stopped"))
+            self._setups.clear()
+
+    async def _setup_batch(self, batch: list[tuple[str, str, str, asyncio.Future[None]]]) -> None:
+        def host_lines(netns: str, veth: str) -> str:
+            stale = f"link del {veth}\n" if Path(f"/sys/class/net/{veth}").exists() else ""
+            add = "" if Path(f"/run/netns/{netns}").exists() else f"netns add {netns}\n"
+            return (
+                stale + add + f"link add {veth} type veth peer name eth0 netns {netns}\n"
+                f"link set {veth} master {self.bridge} up\n"
+            )
+
+        failed: dict[int, str] = {}
+        try:
+            rc, _out, _err = await run(
+                ["ip", "-batch", "-"],
+                stdin="".join(host_lines(n, v) for n, v, _ip, _f in batch).encode(),
+                check=False,
+            )
+            if rc != 0:  # find out whose it was: each pod on its own
+                for i, (netns, veth, _ip, _f) in enumerate(batch):
+                    try:
+                        await run(["ip", "-batch", "-"], stdin=host_lines(netns, veth).encode())
+                    except HostError as exc:
+                        failed[i] = f"network namespace {netns} (veth {veth}): {exc}"
+            configs = [
+                netconf.InsideConfig(f"/run/netns/{netns}", ip, self.prefixlen, self.gateway)
+                for i, (netns, _veth, ip, _f) in enumerate(batch)
+                if i not in failed
+            ]
+            results = iter(await netconf.configure(configs))
+        except BaseException as exc:
+            for *_rest, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else HostError(str(exc)))
+            raise
+        for i, (_netns, _veth, _ip, fut) in enumerate(batch):
+            error = failed.get(i) or (None if i in failed else next(results))
+            if fut.done():
+                continue
+            if error:
+                fut.set_exception(HostError(error))
+            else:
+                fut.set_result(None)
 
     async def teardown(self, netns: str, veth: str) -> None:
         if Path(f"/run/netns/{netns}").exists():
