@@ -3,14 +3,18 @@ created in one batch; creation -> Running (all containers running) and ->
 Ready (a tcpSocket readiness probe run by the prober), p50 / p99, next to
 plain `runc run --detach` of the same busybox rootfs, N at once, measured
 in the same run; podbus's overhead printed as a ratio. Goal: p99
-creation-to-Running under 1 s for 50 pods.
+creation-to-Running under 1 s for 50 pods. Also the CPU (all cores) per
+container start of the whole machine for plain runc and for podbus, and
+podbus's by part: with 2 cores and 50 containers started at once, the
+p99 is about 50 x (machine CPU per start) / 2, so these lines say where
+the time goes.
 
 Starts its own nats-server and redis-server, and as processes
 `python -m services.node_agent --runtime oci` (own bridge, pod CIDR, state,
 runc root) and `python -m services.prober`; removes everything at the end
 (`--cleanup`). Needs root, runc and busybox-static.
 
-    sudo .venv/bin/python bench/oci_startup.py [--pods 50]
+    sudo .venv/bin/python bench/oci_startup.py [--pods 50] [--base-dir /dev/shm]
 """
 
 from __future__ import annotations
@@ -83,10 +87,30 @@ def bench_pod(i: int) -> Pod:
     )
 
 
+def machine_cpu() -> float:
+    """Seconds of CPU the whole machine has been busy (all cores, /proc/stat)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU one process has used itself (user + system)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    return {"machine": machine_cpu(), **{name: process_cpu(pid) for name, pid in pids.items()}}
+
+
 async def run_pods(
-    args: argparse.Namespace, nats_url: str, redis_url: str
+    args: argparse.Namespace, nats_url: str, redis_url: str, pids: dict[str, int]
 ) -> dict[str, list[float]]:
-    """Create the pods in one batch; creation -> Running / Ready per pod."""
+    """Create the pods in one batch; creation -> Running / Ready per pod;
+    and the CPU each part used from creation until every pod ran."""
     nc = await nats.connect(nats_url)
     store = await Store.connect(redis_url, publish=nc.publish)
     running: dict[str, float] = {}
@@ -112,12 +136,17 @@ async def run_pods(
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)  # its informer has listed
     pods = [bench_pod(i) for i in range(args.pods)]
+    cpu_before = cpu_snapshot(pids)
+    cpu_running: dict[str, float] = {}
     t0 = time.time()
     await store.create_many(pods)
     created = time.time()
     deadline = created + args.timeout
     while (len(ready) < args.pods or len(running) < args.pods) and time.time() < deadline:
-        await asyncio.sleep(0.05)
+        if not cpu_running and len(running) == args.pods:
+            cpu_running = cpu_snapshot(pids)
+        await asyncio.sleep(0.02)
+    cpu_running = cpu_running or cpu_snapshot(pids)
     print(f"created {args.pods} pods in one batch ({created - t0:.3f}s to write)")
     to_running = [running[n] - created for n in running]
     to_ready = [ready[n] - created for n in ready]
@@ -134,7 +163,14 @@ async def run_pods(
     print(f"deleted {args.pods} pods in {time.time() - t_del:.2f}s")
     await store.close()
     await nc.close()
-    return {"running": to_running, "ready": to_ready}
+    used = {k: cpu_running[k] - cpu_before[k] for k in cpu_before}
+    others = used["machine"] - sum(v for k, v in used.items() if k != "machine")
+    return {
+        "running": to_running,
+        "ready": to_ready,
+        "cpu": [1000 * used[k] / args.pods for k in ("machine", *pids)]
+        + [1000 * others / args.pods],
+    }
 
 
 def prepare_plain(n: int, base: Path, layer: Path) -> list[Path]:
@@ -172,7 +208,10 @@ async def launch_plain(bundles: list[Path], runc_root: str) -> list[float]:
 
     fds = [os.open(b / "err", os.O_WRONLY) for b in bundles]
     try:
-        return list(await asyncio.gather(*(one(i, b, fds[i]) for i, b in enumerate(bundles))))
+        before = machine_cpu()
+        took = list(await asyncio.gather(*(one(i, b, fds[i]) for i, b in enumerate(bundles))))
+        took.append(1000 * (machine_cpu() - before) / len(bundles))  # CPU ms per container, last
+        return took
     finally:
         for fd in fds:
             os.close(fd)
@@ -227,12 +266,18 @@ def main() -> int:
     )
     p.add_argument("--pods", type=int, default=50)
     p.add_argument("--timeout", type=float, default=40.0)
+    p.add_argument(
+        "--base-dir",
+        default=None,
+        help="where the node's state, runc root and images go (default: the system temp "
+        "dir; /dev/shm puts them on tmpfs, as containerd keeps bundles under /run)",
+    )
     args = p.parse_args()
     problems = prerequisites(OciConfig())
     if problems:
         print("cannot run:\n  " + "\n  ".join(problems))
         return 2
-    base = Path(tempfile.mkdtemp(prefix="podbus-oci-bench-"))
+    base = Path(tempfile.mkdtemp(prefix="podbus-oci-bench-", dir=args.base_dir))
     config = OciConfig(
         state_dir=str(base / "state"),
         runc_root=str(base / "runc"),
@@ -245,7 +290,7 @@ def main() -> int:
         layer = images.layer_dirs(images.ensure_busybox())[0]
         bundles = prepare_plain(args.pods, base / "plain", layer)
         try:
-            plain = asyncio.run(launch_plain(bundles, str(base / "plain-runc")))
+            *plain, plain_cpu = asyncio.run(launch_plain(bundles, str(base / "plain-runc")))
         finally:
             remove_plain(args.pods, str(base / "plain-runc"))
         nats_srv = NatsServer(data_dir=base / "nats")
@@ -254,7 +299,8 @@ def main() -> int:
         redis_srv.start()
         procs = start_services(base, nats_srv.url, redis_srv.url, config)
         try:
-            results = asyncio.run(run_pods(args, nats_srv.url, redis_srv.url))
+            pids = {"node-agent": procs[0].pid, "prober": procs[1].pid}
+            results = asyncio.run(run_pods(args, nats_srv.url, redis_srv.url, pids))
         finally:
             for proc in procs:
                 proc.terminate()
@@ -283,6 +329,13 @@ def main() -> int:
         print(
             f"{label:32} {pct(values, 50):8.3f} {pct(values, 99):8.3f} {max(values or [float('nan')]):8.3f}"
         )
+    machine, agent, prober, others = results["cpu"]
+    print("\nCPU per container start (all cores), creation until every pod ran:")
+    print(f"plain runc run, whole machine: {plain_cpu:.1f} ms")
+    print(f"podbus, whole machine: {machine:.1f} ms")
+    print(f"podbus, node-agent: {agent:.1f} ms")
+    print(f"podbus, prober: {prober:.1f} ms")
+    print(f"podbus, everything else (runc, shims, ip, kernel, nats, redis, bench): {others:.1f} ms")
     if plain and run_p:
         print(f"\noverhead (Running vs plain runc): p50 x{pct(run_p, 50) / pct(plain, 50):.1f}, "
               f"p99 x{pct(run_p, 99) / pct(plain, 99):.1f}")  # fmt: skip
