@@ -27,7 +27,9 @@ def _verbs(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
 
 def completion_script(shell: str, parser: argparse.ArgumentParser) -> str:
     verbs = _verbs(parser)
-    types = sorted({r.plural for r in RESOURCES} | {s for r in RESOURCES for s in r.short})
+    types = sorted(
+        {r.plural for r in RESOURCES} | {s for r in RESOURCES for s in r.short} | {"all"}
+    )
     cases = "\n".join(
         f'        {verb}) flags="{" ".join(flags)}" ;;' for verb, flags in sorted(verbs.items())
     )

@@ -49,6 +49,11 @@ for _r in RESOURCES:
             _BY_NAME[f"{_n}.{_r.group}"] = _r
 
 
+#: kubectl's `all` category, as far as podbus serves it, in kubectl's order
+#: (pods, ..., deployments, replicasets, statefulsets, ..., jobs).
+ALL_CATEGORY: tuple[str, ...] = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "Job")
+
+
 class UnknownResource(ValueError):
     """A resource type podbus does not serve; the message is kubectl's."""
 
@@ -67,7 +72,8 @@ def resource_of_kind(kind: str) -> Resource:
 
 def parse_targets(args: list[str]) -> list[tuple[Resource, str | None]]:
     """kubectl's argument forms: `TYPE [NAME...]`, `TYPE1,TYPE2`, or
-    `TYPE/NAME...`. Returns (resource, name or None for all)."""
+    `TYPE/NAME...`; `all` is kubectl's category (pods and the workloads).
+    Returns (resource, name or None for all)."""
     if not args:
         raise UnknownResource("you must specify the type of resource to get")
     if "/" in args[0]:
@@ -83,7 +89,12 @@ def parse_targets(args: list[str]) -> list[tuple[Resource, str | None]]:
             type_name, name = arg.split("/", 1)
             out.append((resource(type_name), name))
         return out
-    types = [resource(t) for t in args[0].split(",") if t]
+    types: list[Resource] = []
+    for word in (t for t in args[0].split(",") if t):
+        expanded = (
+            [resource(k) for k in ALL_CATEGORY] if word.lower() == "all" else [resource(word)]
+        )
+        types.extend(r for r in expanded if r not in types)
     names = args[1:]
     if not names:
         return [(r, None) for r in types]

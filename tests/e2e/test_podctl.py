@@ -209,6 +209,16 @@ def test_wait_for_the_examples_and_read_the_tables(cluster: Cluster) -> None:
     assert nodes[1][:2] == [NODE, "Ready"]
     names = cluster.ok("get", "deploy,sts", "-o", "name").out.split()
     assert names == ["deployment.apps/web", "statefulset.apps/db"]
+    everything = cluster.ok("get", "all").out
+    headers = [line.split()[0] for line in everything.splitlines() if line.startswith("NAME ")]
+    assert len(headers) == 5, everything  # pods, deployments, replicasets, statefulsets, jobs
+    for ref in (
+        "pod/init-demo",
+        "deployment.apps/web",
+        "statefulset.apps/db",
+        "job.batch/countdown",
+    ):
+        assert f"\n{ref} " in everything, everything
     events = cluster.ok("get", "ev").lines()
     assert events[0] == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert any(row[2] == "Scheduled" and row[3] == "pod/init-demo" for row in events[1:])

@@ -69,3 +69,17 @@ def test_bash_completion_lists_verbs_and_types() -> None:
     assert "complete -F _podctl podctl" in script
     for word in ("apply", "rollout", "debug", "deploy", "statefulsets", "--grace-period"):
         assert word in script
+
+
+def test_all_is_kubectls_category_of_what_podbus_serves() -> None:
+    assert [r.kind for r, n in parse_targets(["all"])] == [
+        "Pod",
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "Job",
+    ]
+    assert [r.kind for r, _ in parse_targets(["all,nodes"])][-1] == "Node"
+    assert [r.kind for r, _ in parse_targets(["po,all"])].count("Pod") == 1
+    with pytest.raises(UnknownResource, match="across multiple types"):
+        parse_targets(["all", "web"])
