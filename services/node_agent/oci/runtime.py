@@ -1038,8 +1038,7 @@ class OciRuntime:
         for netns in self.network.our_netns():
             await hostops.run(["ip", "netns", "del", netns], check=False)
             done.append(f"netns {netns}")
-        for f in self.network.ipam.iterdir():
-            f.unlink(missing_ok=True)
+        self.network.release_all()
         hostops.remove_cgroups(self.config.cgroup_parent)
         if Path(f"/sys/class/net/{self.config.bridge}").exists():
             await self.network.delete_bridge()
