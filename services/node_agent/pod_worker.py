@@ -159,6 +159,7 @@ class PodWorker:
         self._terminal = is_terminal(pod.status.phase)
         self._kill_reasons: dict[str, str] = {}  # container -> why it was killed
         self._backoff_reported: dict[str, float] = {}
+        self._eviction_reported = False
         self._pod_ip = ""
         self.first_pass = asyncio.Event()  # set once a pass reported its status and probes
 
@@ -232,7 +233,13 @@ class PodWorker:
         now = self.clock()
         probes = self.host.probe_results(self.uid, obs.probes)
         actions = compute_pod_actions(
-            pod, obs.records, now, self.backoff, sandbox=obs.sandbox, probes=probes
+            pod,
+            obs.records,
+            now,
+            self.backoff,
+            sandbox=obs.sandbox,
+            probes=probes,
+            evict=obs.evict,
         )
         new_status = generate_pod_status(
             pod,
@@ -447,6 +454,9 @@ class PodWorker:
                     f"{pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})",
                     ev.field_path(wait.kind, wait.name),
                 )
+        if actions.kill_reason == "Evicted" and not self._eviction_reported:
+            self._eviction_reported = True
+            self.host.emit(pod, ev.WARNING, ev.EVICTED, actions.phase_message, "")
         ready = pod_ready(pod.status.conditions)
         if ready and not self._ready:
             with start_pod_span(pod, "node-agent.ready"):

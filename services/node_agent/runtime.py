@@ -41,6 +41,9 @@ class Observation:
     records: tuple[ContainerRecord, ...] = ()
     probes: ProbeResults = NO_PROBE_RESULTS
     next_change_at: float | None = None
+    #: the node's verdict that the pod must be evicted (kubelet's eviction
+    #: message), kept once given; "" while the pod may stay
+    evict: str = ""
 
 
 @dataclass(frozen=True, slots=True)

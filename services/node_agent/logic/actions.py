@@ -78,6 +78,7 @@ KillReason = Literal[
     "PodDeleting",
     "PodTerminal",
     "ActiveDeadline",
+    "Evicted",
     "PodCompleted",
     "InitFailed",
     "SandboxChanged",
@@ -90,6 +91,8 @@ DEFAULT_GRACE_SECONDS = 30
 
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 DEADLINE_EXCEEDED_MESSAGE = "Pod was active on the node longer than the specified deadline"
+#: the pod status reason (and event reason) of a pod the node evicted
+EVICTED = "Evicted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,9 +415,13 @@ def compute_pod_actions(
     *,
     sandbox: SandboxRecord | None = None,
     probes: ProbeResults = NO_PROBE_RESULTS,
+    evict: str = "",
 ) -> PodActions:
     """The next actions for one pod from the current record of each of its
-    containers (one per name), its sandbox and the latest probe results."""
+    containers (one per name), its sandbox and the latest probe results.
+    `evict` is the node's eviction message when the pod must go (e.g. an
+    emptyDir over its sizeLimit): kubelet's eviction manager kills it with
+    no grace period and leaves it Failed, reason Evicted."""
     by_name = {r.name: r for r in records}
     live = [r for r in records if r.could_be_running]
 
@@ -425,18 +432,26 @@ def compute_pod_actions(
         stop = "PodDeleting"
     elif is_terminal(pod.status.phase):
         stop = "PodTerminal"
+    elif evict:
+        stop = "Evicted"
     elif deadline is not None and now >= deadline:
         stop = "ActiveDeadline"
     if stop is not None:
-        past_deadline = stop == "ActiveDeadline"
-        grace_override = pod.spec.termination_grace_period_seconds if past_deadline else None
+        grace_override: int | None = None
+        phase_reason, phase_message = "", ""
+        if stop == "ActiveDeadline":
+            grace_override = pod.spec.termination_grace_period_seconds
+            phase_reason, phase_message = DEADLINE_EXCEEDED, DEADLINE_EXCEEDED_MESSAGE
+        elif stop == "Evicted":
+            grace_override = 0
+            phase_reason, phase_message = EVICTED, evict
         return PodActions(
             kill_pod=bool(live),
             kill_reason=stop,
             kill=termination_plan(pod, live, stop, grace_override=grace_override),
             pod_terminal=True,
-            phase_reason=DEADLINE_EXCEEDED if past_deadline else "",
-            phase_message=DEADLINE_EXCEEDED_MESSAGE if past_deadline else "",
+            phase_reason=phase_reason,
+            phase_message=phase_message,
             delete_pod=stop == "PodDeleting" and not live,
         )
 

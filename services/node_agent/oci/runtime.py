@@ -45,7 +45,7 @@ from services.node_agent.hooks import run_handler
 from services.node_agent.logic.container_status import WaitingReason
 from services.node_agent.logic.env import EnvError, container_env
 from services.node_agent.logic.records import ContainerRecord, SandboxRecord, new_attempt
-from services.node_agent.oci import hostops
+from services.node_agent.oci import hostops, volume_usage
 from services.node_agent.oci.attach import OciInteractive
 from services.node_agent.oci.imageref import ReferenceError, never_pull_message
 from services.node_agent.oci.images import DEFAULT_IMAGE_ROOT, ImageError, ImageStore
@@ -101,6 +101,8 @@ class OciConfig:
     pids_limit: int = 0
     #: None: overlayfs when the kernel allows, else a copy
     overlay: bool | None = None
+    #: how often disk emptyDirs with a sizeLimit are measured (kubelet: 10 s)
+    volume_monitoring_period_s: float = volume_usage.MONITORING_PERIOD_S
     #: "auto": the C shim (compiled once into <state>/bin) when a compiler is
     #: there, else the Python one; "c" / "python" force one
     shim: str = "auto"
@@ -141,6 +143,9 @@ class _OciPod:
     containers: dict[str, _Attempt] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: eviction verdict (kubelet's message) once given; when to measure next
+    evict: str = ""
+    next_usage_check: float = 0.0
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -880,7 +885,30 @@ class OciRuntime:
         for attempt in p.containers.values():
             self._refresh(attempt)
             records.append(attempt.record)
-        return Observation(sandbox=p.sandbox, records=tuple(records))
+        next_check = await self._check_volume_usage(pod, p)
+        return Observation(
+            sandbox=p.sandbox, records=tuple(records), next_change_at=next_check, evict=p.evict
+        )
+
+    async def _check_volume_usage(self, pod: Pod, p: _OciPod) -> float | None:
+        """Measure the pod's disk emptyDirs that have a sizeLimit once per
+        monitoring period; over its limit, the pod is to be evicted (the
+        verdict stays). When to look again, or None."""
+        limits = volume_usage.disk_limits(pod)
+        if not limits or p.evict or p.sandbox is None:
+            return None
+        now = time.time()
+        if now < p.next_usage_check:
+            return p.next_usage_check
+        p.next_usage_check = now + self.config.volume_monitoring_period_s
+        paths = [str(p.dir / "volumes" / lim.volume) for lim in limits]
+        used = await asyncio.to_thread(lambda: [volume_usage.usage_bytes(x) for x in paths])
+        for lim, nbytes in zip(limits, used, strict=True):
+            if nbytes > lim.limit_bytes:
+                p.evict = volume_usage.eviction_message(lim)
+                log.info("evicting pod %s: %s", p.uid, p.evict)
+                return None
+        return p.next_usage_check
 
     async def exec(self, pod: Pod, container: str, command: list[str]) -> ExecResult:
         p = self._pods.get(pod.metadata.uid)

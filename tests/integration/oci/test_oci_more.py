@@ -1,6 +1,7 @@
 """The oci runtime beyond the basics: an agent restart adopts running
 containers, volumes (emptyDir in memory, fsGroup, subPath, hostPath types,
-StatefulSet-style claims), and the Python shim fallback."""
+StatefulSet-style claims, a disk emptyDir's sizeLimit enforced by
+eviction), and the Python shim fallback."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from podmodel.event import Event
 from podmodel.pod import Pod
 from servicekit.store import Store
 
 from services.node_agent.oci.images import ImageStore
 from services.node_agent.oci.runtime import OciConfig, OciRuntime
 from tests.conftest import wait_for
-from tests.integration.oci.conftest import OciHarness, oci_agent
+from tests.integration.oci.conftest import NODE, OciHarness, oci_agent
 from tests.integration.oci.test_oci_runtime import T, delete_and_wait, logs, make_pod, phase
 
 
@@ -235,3 +237,69 @@ async def test_restarts_keep_the_previous_attempt_logs(oci: OciHarness) -> None:
     previous = (await oci.runtime.logs(pod, "app", previous=True)).decode()
     assert previous.startswith("run-") and previous.endswith("\n")
     await delete_and_wait(oci, "crash")
+
+
+async def test_a_disk_empty_dir_over_its_size_limit_gets_the_pod_evicted(
+    oci: OciHarness,
+) -> None:
+    """As kubelet's eviction manager: the write itself succeeds (disk, not
+    tmpfs), the next measurement finds the volume over its limit, the pod
+    is killed and left Failed, reason Evicted, with kubelet's message and
+    a Warning event; a pod within its limit stays."""
+    oci.runtime.config = dataclasses.replace(oci.runtime.config, volume_monitoring_period_s=0.3)
+
+    def filler(name: str, kib: int) -> Pod:
+        return msgspec.convert(
+            {
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {
+                    "nodeName": NODE,
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "busybox",
+                            "command": ["sh", "-c", f"dd if=/dev/zero of=/scratch/fill bs=1024 count={kib} && sleep 3600"],
+                            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+                        }
+                    ],
+                    "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}],
+                },
+            },
+            Pod,
+        )  # fmt: skip
+
+    await oci.store.create_many([filler("within", 256), filler("over", 2048)])
+
+    async def evicted() -> Pod | None:
+        pod = await oci.pod("over")
+        return pod if pod is not None and pod.status.phase == "Failed" else None
+
+    pod = await wait_for(evicted, 30, interval=0.1, message="the pod over its limit evicted")
+    message = 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+    assert (pod.status.reason, pod.status.message) == ("Evicted", message)
+    term = pod.status.container_statuses[0].state.terminated
+    assert term is not None and term.exit_code in (137, 143), term
+
+    async def evicted_event() -> list[Event]:
+        events, _ = await oci.store.list(Event, "default")
+        return [
+            e for e in events if e.involved_object.uid == pod.metadata.uid and e.reason == "Evicted"
+        ]
+
+    found = await wait_for(evicted_event, 10, interval=0.1, message="an Evicted event")
+    assert (found[0].type, found[0].message, found[0].source.component) == (
+        "Warning",
+        message,
+        "kubelet",
+    )
+    within = await oci.pod("within")
+    assert within is not None and within.status.phase == "Running", within
+    for name in ("within", "over"):
+        await oci.store.delete(Pod, "default", name, grace_period_seconds=1)
+    for name in ("within", "over"):
+        await wait_for(lambda n=name: _absent(oci, n), 30, interval=0.1, message=f"{name} gone")
+
+
+async def _absent(h: OciHarness, name: str) -> bool:
+    return await h.pod(name) is None

@@ -435,6 +435,27 @@ def test_active_deadline_kills_the_pod_with_deadline_exceeded() -> None:
     assert [k.name for k in after.kill] == ["app"]
 
 
+def test_eviction_kills_at_once_without_pre_stop_and_fails_the_pod_evicted() -> None:
+    pod = make_pod(containers=[container("app", lifecycle=PRE_STOP)])
+    message = 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+    actions = compute_pod_actions(
+        pod, [running("app")], T0 + 5, CrashBackoff(), sandbox=SANDBOX, evict=message
+    )
+    assert actions.kill_reason == "Evicted" and actions.pod_terminal
+    assert (actions.phase_reason, actions.phase_message) == ("Evicted", message)
+    assert [(k.name, k.grace_seconds, k.run_pre_stop) for k in actions.kill] == [("app", 0, False)]
+    assert actions.start == () and not actions.delete_pod
+
+
+def test_a_deleted_pod_is_deleted_not_evicted() -> None:
+    pod = make_pod()
+    pod.metadata.deletion_timestamp = "2023-11-14T22:14:00Z"
+    actions = compute_pod_actions(
+        pod, [running("app")], T0 + 5, CrashBackoff(), sandbox=SANDBOX, evict="over"
+    )
+    assert actions.kill_reason == "PodDeleting" and actions.phase_reason == ""
+
+
 # ------------------------------------------------------------------ sandbox loss
 
 

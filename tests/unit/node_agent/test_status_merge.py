@@ -134,6 +134,26 @@ def test_deadline_exceeded_fails_the_pod_with_reason() -> None:
     assert (again.phase, again.reason) == ("Failed", "DeadlineExceeded")
 
 
+def test_an_evicted_pod_ends_failed_with_kubelets_reason_and_message() -> None:
+    pod = make_pod()
+    status_after(pod, [running("app")], T0)
+    message = 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+
+    def evicted(records: list[ContainerRecord], now: float) -> PodStatus:
+        actions = compute_pod_actions(
+            pod, records, now, CrashBackoff(), sandbox=SANDBOX, evict=message
+        )
+        pod.status = generate_pod_status(
+            pod, records, now=now, sandbox=SANDBOX, probes=ProbeResults(), actions=actions
+        )
+        return pod.status
+
+    assert evicted([running("app")], T0 + 5).phase == "Running"  # until it stopped
+    status = evicted([exited("app", 137, ran=6)], T0 + 6)
+    assert (status.phase, status.reason, status.message) == ("Failed", "Evicted", message)
+    assert status_after(pod, [exited("app", 137, ran=6)], T0 + 7).reason == "Evicted"
+
+
 def test_crash_loop_back_off_appears_in_the_status() -> None:
     pod = make_pod()
     backoff = CrashBackoff()
