@@ -130,7 +130,12 @@ class _Server:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
+        deadline = time.monotonic() + timeout
         _wait_port(self.host, self.port, self.proc, timeout, self.log_path)
+        self._wait_ready(deadline)
+
+    def _wait_ready(self, deadline: float) -> None:
+        """After the port answers: until the server serves requests."""
 
     def stop(self, timeout: float = 10.0) -> None:
         if not self.proc or self.proc.poll() is not None:
@@ -197,6 +202,24 @@ class RedisServer(_Server):
     @property
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Redis listens while it still loads its append-only file and
+        answers -LOADING until done: wait for a +PONG."""
+        last = b""
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+                    sock.sendall(b"PING\r\n")
+                    last = sock.recv(256)
+                if last.startswith(b"+PONG"):
+                    return
+            except OSError as exc:
+                last = str(exc).encode()
+            time.sleep(0.02)
+        raise ServerError(
+            f"redis-server on {self.host}:{self.port} not ready: {last.decode(errors='replace')}"
+        )
 
     def _argv(self) -> list[str]:
         return [
