@@ -26,6 +26,7 @@ from pathlib import Path
 
 from services.node_agent.oci import netconf
 from services.node_agent.oci.podfiles import gateway_of, next_free_ip
+from services.node_agent.oci.threads import in_fresh_thread
 
 MS_RDONLY = 1
 MS_BIND = 4096
@@ -325,28 +326,7 @@ async def persistent_namespaces(ipc: Path | None, uts: Path | None, hostname: st
     for path in (ipc, uts):
         if path is not None:
             path.touch()
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def work() -> None:
-        try:
-            _unshare_in_this_thread(ipc, uts, hostname)
-        except BaseException as exc:
-            loop.call_soon_threadsafe(_settle, done, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, done, None)
-
-    threading.Thread(target=work, name="podbus-unshare", daemon=True).start()
-    await done
-
-
-def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(exc)
+    await in_fresh_thread(lambda: _unshare_in_this_thread(ipc, uts, hostname), "podbus-unshare")
 
 
 # ------------------------------------------------------------------ cgroups

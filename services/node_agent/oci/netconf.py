@@ -11,7 +11,6 @@ I/O only; which address a pod gets is decided in `podfiles`.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
 import fcntl
@@ -19,9 +18,10 @@ import ipaddress
 import os
 import socket
 import struct
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from services.node_agent.oci.threads import in_fresh_thread
 
 CLONE_NEWNET = 0x40000000
 
@@ -112,29 +112,4 @@ async def configure(configs: Sequence[InsideConfig]) -> list[str | None]:
     the loop."""
     if not configs:
         return []
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[list[str | None]] = loop.create_future()
-
-    def work() -> None:
-        try:
-            out = configure_in_thread(configs)
-        except BaseException as exc:  # handed to the awaiting task
-            loop.call_soon_threadsafe(_settle, done, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, done, out, None)
-
-    threading.Thread(target=work, name="podbus-netconf", daemon=True).start()
-    return await done
-
-
-def _settle(
-    fut: asyncio.Future[list[str | None]],
-    value: list[str | None] | None,
-    exc: BaseException | None,
-) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(value or [])
+    return await in_fresh_thread(lambda: configure_in_thread(configs), "podbus-netconf")
