@@ -46,6 +46,7 @@ from clients.podctl.attach_client import (
     window_size,
 )
 from clients.podctl.client import ConnectError, Obj, PodbusClient, error_text
+from clients.podctl.columns import custom_column_rows, parse_custom_columns, sort_by
 from clients.podctl.describe_text import (
     describe_deployment,
     describe_generic,
@@ -184,17 +185,25 @@ def _print_objects(
         sys.stdout.write(jsonpath_template(value, expr))
         sys.stdout.flush()
         return
+    if output.startswith("custom-columns="):
+        try:
+            columns = parse_custom_columns(output[len("custom-columns=") :])
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+        rows = custom_column_rows(all_objs, columns)
+        headers = [h for h, _path in columns]
+        sys.stdout.write(table(headers, rows, with_headers=not getattr(args, "no_headers", False)))
+        sys.stdout.flush()
+        return
     if output not in ("", "wide"):
-        raise UserError(
-            f'unable to match a printer suitable for the output format "{output}", allowed '
-            "formats are: json,jsonpath,name,wide,yaml"
-        )
+        raise _unknown_output(output)
     now = _now()
     nonempty = [(r, o) for r, o in res_objs if o]
     prefix_kind = len({r.kind for r, _ in res_objs}) > 1
     first = True
     for res, objs in nonempty:
-        objs = sort_objects(res.kind, objs)
+        if not getattr(args, "sort_by", None):
+            objs = sort_objects(res.kind, objs)
         if prefix_kind and res.kind != "Event":
             objs = [_with_name(o, res.ref(_name(o))) for o in objs]
         if not first:
@@ -401,6 +410,11 @@ async def cmd_get(c: PodbusClient, args: argparse.Namespace) -> int:
             by_res[res.kind] = []
             grouped.append((res, by_res[res.kind]))
         by_res[res.kind].extend(objs)
+    if args.sort_by:
+        try:
+            grouped = [(res, sort_by(objs, args.sort_by)) for res, objs in grouped]
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
     if args.watch or args.watch_only:
         if len({r.kind for r, _ in targets}) != 1:
             raise UserError("you may only specify a single resource type")
@@ -1534,9 +1548,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("get", "list objects as tables, YAML or JSON")
     p.add_argument("args", nargs="*", metavar="TYPE [NAME...] | TYPE/NAME...")
-    p.add_argument("-o", "--output", help="wide | yaml | json | name | jsonpath=...")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="wide | yaml | json | name | jsonpath=... | custom-columns=HEADER:.path,...",
+    )
     p.add_argument("-l", "--selector", help="label selector (app=web,tier!=db)")
     p.add_argument("--field-selector", help="field selector (status.phase=Running)")
+    p.add_argument("--sort-by", help="order by a JSONPath (.metadata.creationTimestamp)")
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-w", "--watch", action="store_true", help="print changes after the list")
     p.add_argument("--watch-only", action="store_true")
@@ -1665,14 +1684,23 @@ def build_parser() -> argparse.ArgumentParser:
 OUTPUT_FORMATS = ("", "wide", "yaml", "json", "name")
 
 
+def _unknown_output(output: str) -> UserError:
+    return UserError(
+        f'unable to match a printer suitable for the output format "{output}", allowed '
+        "formats are: custom-columns,json,jsonpath,name,wide,yaml"
+    )
+
+
 def _check_flags(args: argparse.Namespace) -> None:
     """Flag values that need no server, checked before connecting."""
     output = getattr(args, "output", None) or ""
-    if output not in OUTPUT_FORMATS and not output.startswith("jsonpath="):
-        raise UserError(
-            f'unable to match a printer suitable for the output format "{output}", allowed '
-            "formats are: json,jsonpath,name,wide,yaml"
-        )
+    if output.startswith("custom-columns="):
+        try:
+            parse_custom_columns(output[len("custom-columns=") :])
+        except ValueError as exc:
+            raise UserError(str(exc)) from exc
+    elif output not in OUTPUT_FORMATS and not output.startswith("jsonpath="):
+        raise _unknown_output(output)
     for flag in ("timeout", "request_timeout", "exec_timeout"):
         value = getattr(args, flag, None)
         if value:

@@ -209,6 +209,18 @@ def test_wait_for_the_examples_and_read_the_tables(cluster: Cluster) -> None:
     assert nodes[1][:2] == [NODE, "Ready"]
     names = cluster.ok("get", "deploy,sts", "-o", "name").out.split()
     assert names == ["deployment.apps/web", "statefulset.apps/db"]
+    columns = cluster.ok(
+        "get", "deploy,sts", "-o", "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas"
+    ).lines()
+    assert columns == [["NAME", "REPLICAS"], ["web", "3"], ["db", "2"]]
+    by_time = cluster.ok("get", "po", "--sort-by=.metadata.creationTimestamp", "-o", "name")
+    stamps = [
+        cluster.ok("get", ref, "-o", "jsonpath={.metadata.creationTimestamp}").out
+        for ref in by_time.out.split()
+    ]
+    assert stamps == sorted(stamps) and len(stamps) > 3
+    bad = cluster.podctl("get", "po", "--sort-by=.spec.nothing")
+    assert bad.code == 1 and "couldn't find any field with path" in bad.err
     everything = cluster.ok("get", "all").out
     headers = [line.split()[0] for line in everything.splitlines() if line.startswith("NAME ")]
     assert len(headers) == 5, everything  # pods, deployments, replicasets, statefulsets, jobs
