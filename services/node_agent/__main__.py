@@ -71,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     oci = p.add_argument_group("oci runtime")
     oci.add_argument("--pod-cidr", default="10.88.0.0/16", help="pod addresses of this node")
     oci.add_argument("--bridge", default="podbus0", help="the node bridge the pods' veths join")
+    oci.add_argument(
+        "--no-masquerade",
+        action="store_true",
+        help="do not NAT pod traffic leaving the pod CIDR (pods then reach only the node "
+        "and each other, unless the network routes the pod CIDR)",
+    )
     oci.add_argument("--state-dir", default="/var/lib/podbus/node", help="pods, IPs, volumes")
     oci.add_argument("--runc-root", default="/run/podbus/runc")
     oci.add_argument(
@@ -119,6 +125,7 @@ def oci_config(args: argparse.Namespace) -> OciConfig:
         host_ip=args.host_ip,
         node_name=args.name,
         pids_limit=args.pids_limit,
+        masquerade=not args.no_masquerade,
     )
 
 

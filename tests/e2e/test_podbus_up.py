@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from servicekit.embedded import free_port
 
+from services.node_agent.oci import nat
+
 
 def _children_of(pid: int) -> set[int]:
     found: set[int] = set()
@@ -213,6 +215,7 @@ def test_podbus_up_oci_demo_runs_real_containers_and_leaves_no_trace(tmp_path: P
     }
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    forwarding = nat.IP_FORWARD.read_text()  # pod NAT turns it on; leave the machine as found
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -243,12 +246,15 @@ def test_podbus_up_oci_demo_runs_real_containers_and_leaves_no_trace(tmp_path: P
         assert up, "".join(lines)
         assert "runtime oci: real containers" in "".join(lines)
         assert Path(f"/sys/class/net/{bridge}").exists()
+        assert "masquerade" in nat.listing(bridge), "pod traffic is not masqueraded"
     finally:
         proc.send_signal(signal.SIGINT)
         assert _read_lines_until(proc, lines, "nothing left running", timeout=60), "".join(lines)
         proc.wait(10)
+        nat.IP_FORWARD.write_text(forwarding)
     assert proc.returncode == 0, "".join(lines)
     assert not Path(f"/sys/class/net/{bridge}").exists(), "bridge left behind"
+    assert not nat.table_exists(bridge), "nftables table left behind"
     netns_after = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
     assert netns_after <= netns_before, f"network namespaces left: {netns_after - netns_before}"
     mounts = Path("/proc/mounts").read_text()

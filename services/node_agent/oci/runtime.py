@@ -45,7 +45,7 @@ from services.node_agent.hooks import run_handler
 from services.node_agent.logic.container_status import WaitingReason
 from services.node_agent.logic.env import EnvError, container_env
 from services.node_agent.logic.records import ContainerRecord, SandboxRecord, new_attempt
-from services.node_agent.oci import hostops, volume_usage
+from services.node_agent.oci import hostops, nat, volume_usage
 from services.node_agent.oci.attach import OciInteractive
 from services.node_agent.oci.imageref import ReferenceError, never_pull_message
 from services.node_agent.oci.images import DEFAULT_IMAGE_ROOT, ImageError, ImageStore
@@ -101,6 +101,8 @@ class OciConfig:
     pids_limit: int = 0
     #: None: overlayfs when the kernel allows, else a copy
     overlay: bool | None = None
+    #: NAT pod traffic that leaves the pod CIDR (the CNI bridge plugin's ipMasq)
+    masquerade: bool = True
     #: how often disk emptyDirs with a sizeLimit are measured (kubelet: 10 s)
     volume_monitoring_period_s: float = volume_usage.MONITORING_PERIOD_S
     #: "auto": the C shim (compiled once into <state>/bin) when a compiler is
@@ -397,6 +399,17 @@ class OciRuntime:
 
     # ------------------------------------------------------------ sandbox
 
+    def _enable_masquerade(self) -> None:
+        if not self.config.masquerade:
+            return
+        try:
+            nat.enable(self.config.bridge, self.config.pod_cidr)
+        except nat.NatError as exc:
+            log.warning(
+                "pod traffic is not masqueraded (pods reach only this node and each other): %s",
+                exc,
+            )
+
     async def prepare_sandbox(self, pod: Pod) -> SandboxRecord:
         uid = pod.metadata.uid
         p = self._pod(uid)
@@ -413,6 +426,7 @@ class OciRuntime:
                 async with self._bridge_lock:  # pods start concurrently
                     if not self._bridge_ready:
                         await self.network.ensure_bridge()
+                        self._enable_masquerade()
                         self._bridge_ready = True
                 ip = await self.network.allocate(uid)
                 await self.network.setup(netns, veth_name(uid), ip)
@@ -1068,6 +1082,8 @@ class OciRuntime:
             done.append(f"netns {netns}")
         self.network.release_all()
         hostops.remove_cgroups(self.config.cgroup_parent)
+        if nat.disable(self.config.bridge):
+            done.append(f"nftables table {nat.table_name(self.config.bridge)}")
         if Path(f"/sys/class/net/{self.config.bridge}").exists():
             await self.network.delete_bridge()
             done.append(f"bridge {self.config.bridge}")

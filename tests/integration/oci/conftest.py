@@ -27,7 +27,7 @@ from servicekit.store import Store
 from services.node_agent.agent import AgentConfig, NodeAgent
 from services.node_agent.events import EventRecorder
 from services.node_agent.logic.backoff import BackoffConfig
-from services.node_agent.oci import hostops
+from services.node_agent.oci import hostops, nat
 from services.node_agent.oci.runtime import OciConfig, OciRuntime, prerequisites
 from services.node_agent.status_manager import StatusManager
 
@@ -66,7 +66,9 @@ def oci_config() -> Iterator[OciConfig]:
         host_ip="127.0.0.1",
         node_name=NODE,
     )
+    forwarding = nat.IP_FORWARD.read_text()  # the runtime turns it on for pod NAT
     yield config
+    nat.IP_FORWARD.write_text(forwarding)
     asyncio.run(OciRuntime(config).cleanup())
     leftovers = assert_nothing_left(config)
     shutil.rmtree(base, ignore_errors=True)
@@ -87,6 +89,8 @@ def assert_nothing_left(config: OciConfig, *, pods_only: bool = False) -> list[s
         if n.startswith("vpb") and _on_bridge(n, config.bridge)
     ]
     found += [f"mount {m}" for m in hostops.mounts_under(config.state_dir)]
+    if not pods_only and nat.table_exists(config.bridge):  # the node's, like its bridge
+        found.append(f"nftables table {nat.table_name(config.bridge)}")
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue

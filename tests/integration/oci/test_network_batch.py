@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from services.node_agent.oci import hostops
+from services.node_agent.oci import hostops, nat
 
 pytestmark = pytest.mark.root
 
@@ -90,3 +90,36 @@ async def test_a_pod_whose_set_up_fails_fails_alone(network: hostops.Network) ->
     assert f"{TAG}-bad" in str(results[3]) and "x" * 20 in str(results[3]), str(results[3])
     for ns, _veth, ip in good:
         assert f"inet {ip}/24" in _ip("-n", ns, "-o", "-4", "addr", "show", "dev", "eth0")
+
+
+async def test_pods_reach_beyond_the_node_through_masquerade(network: hostops.Network) -> None:
+    """An outside host (a namespace of its own behind a veth from the node)
+    with no route back to the pod CIDR answers a pod only once the node
+    masquerades the pod's traffic; applying the table again keeps one rule."""
+    pod_ns, outside = f"{TAG}-nat", f"{TAG}-out"
+    await network.setup(pod_ns, f"{TAG}v11", "10.231.7.70")
+    _ip("netns", "add", outside)
+    _ip("link", "add", f"{TAG}o0", "type", "veth", "peer", "name", "eth0", "netns", outside)
+    _ip("addr", "add", "198.51.100.1/30", "dev", f"{TAG}o0")
+    _ip("link", "set", f"{TAG}o0", "up")
+    _ip("-n", outside, "addr", "add", "198.51.100.2/30", "dev", "eth0")
+    _ip("-n", outside, "link", "set", "eth0", "up")
+    forwarding = nat.IP_FORWARD.read_text()
+
+    def ping() -> int:
+        argv = ["ip", "netns", "exec", pod_ns, "busybox", "ping", "-c1", "-W1", "198.51.100.2"]
+        return subprocess.run(argv, capture_output=True, check=False).returncode
+
+    try:
+        nat.IP_FORWARD.write_text("1\n")
+        assert ping() != 0  # forwarded, but the answer has no way back to 10.231.7.70
+        nat.enable(network.bridge, network.cidr)
+        assert ping() == 0
+        nat.enable(network.bridge, network.cidr)
+        listed = nat.listing(network.bridge)
+        assert listed.count("masquerade") == 1, listed
+        assert "ip saddr 10.231.7.0/24 ip daddr != 10.231.7.0/24 masquerade" in listed
+    finally:
+        assert nat.disable(network.bridge)
+        nat.IP_FORWARD.write_text(forwarding)
+    assert not nat.table_exists(network.bridge)
