@@ -8,12 +8,31 @@ never the machine's standard ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from tests.servers import ServerHandle, make_nats, make_redis
+
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ip_forwarding_as_found() -> Iterator[None]:
+    """Oci nodes turn IPv4 forwarding on for pod NAT (as a node should);
+    the tests leave the machine as they found it."""
+    try:
+        before = IP_FORWARD.read_text()
+    except OSError:
+        before = ""
+    yield
+    if before and os.geteuid() == 0:
+        with contextlib.suppress(OSError):
+            IP_FORWARD.write_text(before)
 
 
 @pytest.fixture(scope="session")

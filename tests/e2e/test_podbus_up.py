@@ -215,7 +215,6 @@ def test_podbus_up_oci_demo_runs_real_containers_and_leaves_no_trace(tmp_path: P
     }
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
-    forwarding = nat.IP_FORWARD.read_text()  # pod NAT turns it on; leave the machine as found
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -251,7 +250,6 @@ def test_podbus_up_oci_demo_runs_real_containers_and_leaves_no_trace(tmp_path: P
         proc.send_signal(signal.SIGINT)
         assert _read_lines_until(proc, lines, "nothing left running", timeout=60), "".join(lines)
         proc.wait(10)
-        nat.IP_FORWARD.write_text(forwarding)
     assert proc.returncode == 0, "".join(lines)
     assert not Path(f"/sys/class/net/{bridge}").exists(), "bridge left behind"
     assert not nat.table_exists(bridge), "nftables table left behind"

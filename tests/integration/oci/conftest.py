@@ -66,9 +66,7 @@ def oci_config() -> Iterator[OciConfig]:
         host_ip="127.0.0.1",
         node_name=NODE,
     )
-    forwarding = nat.IP_FORWARD.read_text()  # the runtime turns it on for pod NAT
     yield config
-    nat.IP_FORWARD.write_text(forwarding)
     asyncio.run(OciRuntime(config).cleanup())
     leftovers = assert_nothing_left(config)
     shutil.rmtree(base, ignore_errors=True)
