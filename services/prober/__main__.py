@@ -9,10 +9,11 @@ node-agent cannot give it again. SIGTERM or SIGINT stops it cleanly.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import socket
 import sys
 
-from servicekit.runner import ServiceContext, run_service
+from servicekit.runner import ServiceContext, run_service, uvloop_factory
 
 from services.prober.service import ProberConfig, ProberService
 
@@ -28,6 +29,7 @@ async def main(ctx: ServiceContext) -> None:
         "probes": len(service.manager),
         "generation": service.manager.generation,
         "reports": service.reports_sent,
+        "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }
     ctx.spawn(service.run(), name="prober")
 
@@ -45,4 +47,5 @@ def parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    sys.exit(run_service("prober", main, parser()))
+    # uvloop when installed (a runtime dependency): probes are event-loop work
+    sys.exit(run_service("prober", main, parser(), loop_factory=uvloop_factory()))

@@ -23,6 +23,7 @@ from podmodel.pod import (
     TCPSocketAction,
 )
 from podmodel.probing import ProbeAssignment, ProbeAssignmentSet, ProbeReport
+from servicekit.runner import uvloop_factory
 
 from services.prober.handlers.grpc import probe_grpc
 from services.prober.handlers.http import probe_http
@@ -503,3 +504,52 @@ async def test_http_connection_reset_reads_like_go() -> None:
     assert outcome.result == "failure"
     assert outcome.message.startswith(f'Get "http://{HOST}:{port}/": read tcp {HOST}:')
     assert outcome.message.endswith(f"->{HOST}:{port}: read: connection reset by peer")
+
+
+# ------------------------------------------------------------------ on uvloop
+
+
+def test_the_handlers_behave_the_same_on_uvloop_the_prober_services_loop(
+    tls_context: ssl.SSLContext, stalled_port: int
+) -> None:
+    """`python -m services.prober` runs on uvloop: the handlers' socket
+    work (connect and readiness waits, TLS, timeouts) gives the same
+    outcomes and kubelet messages there."""
+    factory = uvloop_factory()
+    if factory is None:
+        pytest.skip("uvloop is not installed")
+
+    async def scenario() -> None:
+        assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+        plain, tls = HttpTarget(), HttpTarget()
+        await plain.start()
+        await tls.start(tls_context)
+        refused = free_port()
+        try:
+            assert (await probe_tcp(HOST, plain.port, 1.0)).result == "success"
+            assert (await probe_tcp(HOST, refused, 1.0)).message == (
+                f"dial tcp {HOST}:{refused}: connect: connection refused"
+            )
+            assert (await probe_tcp(HOST, stalled_port, 0.3)).message == (
+                f"dial tcp {HOST}:{stalled_port}: i/o timeout"
+            )
+            assert (await get(plain.port, "/ok")).result == "success"
+            assert (await get(plain.port, "/big")).result == "success"
+            assert (await get(plain.port, "/fail")).message == (
+                "HTTP probe failed with statuscode: 500"
+            )
+            assert (await get(plain.port, "/redirect")).result == "success"
+            assert (await get(plain.port, "/slow", timeout=0.3)).message == (
+                f'Get "http://{HOST}:{plain.port}/slow": context deadline exceeded '
+                "(Client.Timeout exceeded while awaiting headers)"
+            )
+            assert (await get(tls.port, "/ok", scheme="HTTPS")).result == "success"
+            assert (await get(tls.port, "/fail", scheme="HTTPS")).message == (
+                "HTTP probe failed with statuscode: 500"
+            )
+        finally:
+            await plain.close()
+            await tls.close()
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(asyncio.wait_for(scenario(), 30))

@@ -2,7 +2,8 @@
 against real NATS and Redis: liveness through HTTP against a local server
 restarts the container with the kubelet's events; readiness follows the
 server; exec probes run through the node-agent's exec subject; a prober
-that starts after the node-agent asks for the assignment again."""
+that starts after the node-agent asks for the assignment again; the
+service process runs its probes on uvloop."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from podmodel.probing import ProbeAssignment, ProbeAssignmentSet, ProbeReport
 from podmodel.subjects import probe_assign, probe_result
 from servicekit import telemetry
 from servicekit.bus import Bus
-from servicekit.runner import HealthReply
+from servicekit.runner import HealthReply, uvloop_factory
 from servicekit.telemetry import LocalSpanRecorder
 
 from services.prober.service import ProberConfig, ProberService
@@ -241,6 +242,8 @@ async def test_prober_process_probes_for_the_node_agent_and_stops_on_sigterm(
             assert server.hits >= 1
             reply = await Bus(h.nc).request("podbus.health.prober.t", {}, HealthReply, timeout=2)
             assert reply.details["probes"] == 1 and reply.details["node"] == "n1"
+            # the service runs on uvloop where it is installed (a runtime dependency)
+            assert reply.details["loop"] == ("uvloop" if uvloop_factory() else "asyncio")
             proc.send_signal(signal.SIGTERM)
             async with asyncio.timeout(10):
                 rc = await proc.wait()
