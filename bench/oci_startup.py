@@ -49,6 +49,7 @@ from services.node_agent.oci.images import ImageStore
 from services.node_agent.oci.runtime import OciConfig, prerequisites
 
 ROOT = Path(__file__).resolve().parent.parent
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 NODE = "oci-bench"
 _EVENT = msgspec.msgpack.Decoder(WatchEvent)
 _POD = msgspec.msgpack.Decoder(Pod)
@@ -278,6 +279,7 @@ def main() -> int:
         print("cannot run:\n  " + "\n  ".join(problems))
         return 2
     base = Path(tempfile.mkdtemp(prefix="podbus-oci-bench-", dir=args.base_dir))
+    forwarding = IP_FORWARD.read_text()  # the node turns it on for pod NAT; put it back
     config = OciConfig(
         state_dir=str(base / "state"),
         runc_root=str(base / "runc"),
@@ -317,6 +319,7 @@ def main() -> int:
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
         )  # fmt: skip
         shutil.rmtree(base, ignore_errors=True)
+        IP_FORWARD.write_text(forwarding)
     run_p = results["running"]
     ready_p = results["ready"]
     print(f"\n{args.pods} busybox pods on one oci node (httpd, tcpSocket readiness, period 1s)")
