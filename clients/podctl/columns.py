@@ -4,10 +4,7 @@ kubectl prints and orders them (kubectl's messages for bad specs). Pure.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from clients.podctl.rollout_logic import jsonpath
+from clients.podctl.rollout_logic import jsonpath, jsonpath_value_text
 from clients.podctl.tables import Obj
 
 
@@ -31,14 +28,6 @@ def _braced(path: str) -> str:
     return path if path.startswith("{") else "{" + path + "}"
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
 def custom_column_rows(objs: list[Obj], columns: list[tuple[str, str]]) -> list[list[str]]:
     """One row per object; a path with no value prints `<none>`, several
     values are joined with commas (as kubectl does)."""
@@ -47,7 +36,7 @@ def custom_column_rows(objs: list[Obj], columns: list[tuple[str, str]]) -> list[
         row = []
         for _header, path in columns:
             values = jsonpath(obj, path)
-            row.append(",".join(_cell(v) for v in values) if values else "<none>")
+            row.append(",".join(jsonpath_value_text(v) for v in values) if values else "<none>")
         rows.append(row)
     return rows
 
@@ -68,7 +57,7 @@ def sort_by(objs: list[Obj], path: str) -> list[Obj]:
         value = values[0]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return (1, float(value), "")
-        return (2, 0.0, _cell(value))
+        return (2, 0.0, jsonpath_value_text(value))
 
     if objs and all(not jsonpath(o, expr) for o in objs):
         raise ValueError(f"couldn't find any field with path {expr!r} in the list of objects")

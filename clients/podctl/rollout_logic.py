@@ -235,17 +235,20 @@ def jsonpath(obj: Any, expr: str) -> list[Any]:
     return current
 
 
+def jsonpath_value_text(v: Any) -> str:
+    """One JSONPath value as kubectl prints it (booleans lower case, maps
+    and lists as compact JSON)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        import json
+
+        return json.dumps(v, separators=(",", ":"))
+    return str(v)
+
+
 def jsonpath_text(values: list[Any]) -> str:
-    def one(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (dict, list)):
-            import json
-
-            return json.dumps(v, separators=(",", ":"))
-        return str(v)
-
-    return " ".join(one(v) for v in values)
+    return " ".join(jsonpath_value_text(v) for v in values)
 
 
 def jsonpath_template(obj: Any, template: str) -> str:
