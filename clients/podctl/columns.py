@@ -59,6 +59,8 @@ def sort_by(objs: list[Obj], path: str) -> list[Obj]:
             return (1, float(value), "")
         return (2, 0.0, jsonpath_value_text(value))
 
-    if objs and all(not jsonpath(o, expr) for o in objs):
+    keys = [key(o) for o in objs]
+    if objs and all(k[0] == 0 for k in keys):
         raise ValueError(f"couldn't find any field with path {expr!r} in the list of objects")
-    return sorted(objs, key=key)
+    order = sorted(range(len(objs)), key=keys.__getitem__)
+    return [objs[i] for i in order]

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
+import functools
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
@@ -41,6 +39,12 @@ def ruleset(bridge: str, cidr: str) -> str:
         f"add chain ip {table} postrouting {{ type nat hook postrouting priority srcnat ; }}\n"
         f"add rule ip {table} postrouting ip saddr {cidr} ip daddr != {cidr} masquerade\n"
     )
+
+
+@functools.cache
+def _nft() -> _Nft:
+    """The library, loaded once (NatError if it is missing)."""
+    return _Nft()
 
 
 class _Nft:
@@ -79,7 +83,7 @@ class _Nft:
 
 def enable(bridge: str, cidr: str) -> None:
     """Forwarding on and the node's masquerade table in place."""
-    nft = _Nft()
+    nft = _nft()
     try:
         if IP_FORWARD.read_text().strip() != "1":
             IP_FORWARD.write_text("1\n")
@@ -91,7 +95,7 @@ def enable(bridge: str, cidr: str) -> None:
 def listing(bridge: str) -> str:
     """The node's table as `nft list table` prints it ("" when absent)."""
     try:
-        return _Nft().run(f"list table ip {table_name(bridge)}\n")
+        return _nft().run(f"list table ip {table_name(bridge)}\n")
     except NatError:
         return ""
 
@@ -104,8 +108,7 @@ def disable(bridge: str) -> bool:
     """Remove the node's table (clean-up); True when there was one.
     Forwarding stays on: other things on the host may rely on it."""
     try:
-        nft = _Nft()
-        nft.run(f"delete table ip {table_name(bridge)}\n")
+        _nft().run(f"delete table ip {table_name(bridge)}\n")
     except NatError:
         return False
     return True

@@ -908,8 +908,15 @@ class OciRuntime:
         """Measure the pod's disk emptyDirs that have a sizeLimit once per
         monitoring period; over its limit, the pod is to be evicted (the
         verdict stays). When to look again, or None."""
+        if (
+            p.evict
+            or p.sandbox is None
+            or pod.metadata.deletion_timestamp is not None
+            or pod.status.phase in ("Succeeded", "Failed")
+        ):
+            return None  # nothing more to evict
         limits = volume_usage.disk_limits(pod)
-        if not limits or p.evict or p.sandbox is None:
+        if not limits:
             return None
         now = time.time()
         if now < p.next_usage_check:

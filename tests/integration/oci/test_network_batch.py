@@ -67,7 +67,7 @@ async def test_pods_starting_together_each_get_their_own_configured_namespace(
         assert "UP" in _ip("-n", ns, "link", "show", "lo")
         assert "default via 10.231.7.1 dev eth0" in _ip("-n", ns, "route"), ns
         assert f"master {TAG}br" in _ip("link", "show", veth), veth
-    # traffic flows: the first pod reaches the node (the bridge) and another pod
+    # traffic flows between pods set up in the same batch
     ping = subprocess.run(
         ["ip", "netns", "exec", pods[0][0], "busybox", "ping", "-c", "1", "-W", "5", pods[1][2]],
         capture_output=True,

@@ -295,11 +295,4 @@ async def test_a_disk_empty_dir_over_its_size_limit_gets_the_pod_evicted(
     )
     within = await oci.pod("within")
     assert within is not None and within.status.phase == "Running", within
-    for name in ("within", "over"):
-        await oci.store.delete(Pod, "default", name, grace_period_seconds=1)
-    for name in ("within", "over"):
-        await wait_for(lambda n=name: _absent(oci, n), 30, interval=0.1, message=f"{name} gone")
-
-
-async def _absent(h: OciHarness, name: str) -> bool:
-    return await h.pod(name) is None
+    await delete_and_wait(oci, "within", "over")
