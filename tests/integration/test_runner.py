@@ -68,6 +68,29 @@ async def test_runner_answers_health_and_stops_all_tasks(nats_url: str) -> None:
     assert runner.bus is not None and runner.bus.nc.is_closed
 
 
+async def test_health_carries_details_before_the_service_sets_any(nats_url: str) -> None:
+    """A scheduler answers health before its main has set its details (it is
+    still connecting); readers index reply["details"], so it must be there."""
+
+    connected = asyncio.Event()
+
+    async def main(ctx: ServiceContext) -> None:
+        await connected.wait()
+
+    runner = ServiceRunner("test-service", "i2", nats_url, install_signals=False)
+    task = asyncio.create_task(runner.run(main))
+    try:
+        reply = await ask_health(nats_url, health("test-service", "i2"), payload=b"")
+        assert json.loads(reply.data)["details"] == {}
+        packed = await ask_health(nats_url, health("test-service", "i2"), payload=b"\x80")
+        assert msgspec.msgpack.decode(packed.data)["details"] == {}
+    finally:
+        connected.set()
+        runner.request_stop()
+        async with asyncio.timeout(10):
+            await task
+
+
 async def test_sigterm_stops_the_service_cleanly(nats_url: str) -> None:
     ended: list[str] = []
 

@@ -49,7 +49,9 @@ class HealthReply(Model):
     instance: str
     status: str  # no defaults: omit_defaults would drop "ok" from the wire
     uptime_s: float = msgspec.field(name="uptime_s")  # the documented key
-    details: dict[str, Any] = {}
+    # Required, so that it is on the wire even while empty (a service that
+    # has not yet set its details): callers read reply["details"] as a map.
+    details: dict[str, Any]
 
 
 def default_instance() -> str:
