@@ -10,9 +10,11 @@ p99 is about 50 x (machine CPU per start) / 2, so these lines say where
 the time goes.
 
 Starts its own nats-server and redis-server, and as processes
-`python -m services.node_agent --runtime oci` (own bridge, pod CIDR, state,
-runc root) and `python -m services.prober`; removes everything at the end
-(`--cleanup`). Needs root, runc and busybox-static.
+`python -m services.node_agent --runtime oci` (own bridge, pod CIDR, state
+and run dirs) and `python -m services.prober`; removes everything at the
+end (`--cleanup`). Needs root, runc and busybox-static. The node keeps its
+bundles and runc's state on a tmpfs (its run dir); plain runc is given a
+tmpfs for the same.
 
     sudo .venv/bin/python bench/oci_startup.py [--pods 50] [--base-dir /dev/shm]
 """
@@ -45,6 +47,7 @@ from podmodel.pod import Pod
 from servicekit.embedded import NatsServer, RedisServer
 from servicekit.store import Store
 
+from services.node_agent.oci import hostops
 from services.node_agent.oci.images import ImageStore
 from services.node_agent.oci.runtime import OciConfig, prerequisites
 
@@ -244,7 +247,8 @@ def start_services(
     agent_cmd = [
         sys.executable, "-m", "services.node_agent", "--runtime", "oci", "--name", NODE,
         "--nats-url", nats_url, "--redis-url", redis_url,
-        "--state-dir", config.state_dir, "--runc-root", config.runc_root,
+        "--state-dir", config.state_dir, "--run-dir", config.run_dir,
+        "--runc-root", config.runc_root,
         "--image-root", config.image_root, "--bridge", config.bridge,
         "--pod-cidr", config.pod_cidr, "--max-pods", "500",
     ]  # fmt: skip
@@ -282,7 +286,7 @@ def main() -> int:
     forwarding = IP_FORWARD.read_text()  # the node turns it on for pod NAT; put it back
     config = OciConfig(
         state_dir=str(base / "state"),
-        runc_root=str(base / "runc"),
+        run_dir=str(base / "run"),
         image_root=str(base / "images"),
         bridge="pbbench0",
         pod_cidr="10.99.0.0/24",
@@ -290,11 +294,17 @@ def main() -> int:
     try:
         images = ImageStore(config.image_root)
         layer = images.layer_dirs(images.ensure_busybox())[0]
-        bundles = prepare_plain(args.pods, base / "plain", layer)
+        # plain runc gets what the node gets: bundles and its root on a tmpfs
+        plain_run = base / "plain"
+        hostops.ensure_run_tmpfs(plain_run, config.run_dir_size)
         try:
-            *plain, plain_cpu = asyncio.run(launch_plain(bundles, str(base / "plain-runc")))
+            bundles = prepare_plain(args.pods, plain_run, layer)
+            try:
+                *plain, plain_cpu = asyncio.run(launch_plain(bundles, str(plain_run / "runc")))
+            finally:
+                remove_plain(args.pods, str(plain_run / "runc"))
         finally:
-            remove_plain(args.pods, str(base / "plain-runc"))
+            hostops.release_run_tmpfs(plain_run)
         nats_srv = NatsServer(data_dir=base / "nats")
         redis_srv = RedisServer(data_dir=base / "redis")
         nats_srv.start()
@@ -314,7 +324,7 @@ def main() -> int:
     finally:
         subprocess.run(
             [sys.executable, "-m", "services.node_agent", "--cleanup", "--state-dir", config.state_dir,
-             "--runc-root", config.runc_root, "--image-root", config.image_root,
+             "--run-dir", config.run_dir, "--runc-root", config.runc_root, "--image-root", config.image_root,
              "--bridge", config.bridge, "--pod-cidr", config.pod_cidr],
             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
         )  # fmt: skip

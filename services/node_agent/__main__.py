@@ -77,10 +77,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="do not NAT pod traffic leaving the pod CIDR (pods then reach only the node "
         "and each other, unless the network routes the pod CIDR)",
     )
-    oci.add_argument("--state-dir", default="/var/lib/podbus/node", help="pods, IPs, volumes")
-    oci.add_argument("--runc-root", default="/run/podbus/runc")
+    oci.add_argument(
+        "--state-dir",
+        default="/var/lib/podbus/node",
+        help="what stays on disk: IP allocations, emptyDirs, writable layers, logs",
+    )
+    oci.add_argument(
+        "--run-dir",
+        default="/run/podbus/node",
+        help="runc bundles and pod files; on a tmpfs (one of its own is mounted there "
+        "when the place is on disk)",
+    )
+    oci.add_argument("--runc-root", default="", help="runc's state (default: <run-dir>/runc)")
     oci.add_argument(
         "--image-root", default=os.environ.get("PODBUS_IMAGE_ROOT", "/var/lib/podbus/images")
+    )
+    oci.add_argument(
+        "--parallel-starts",
+        type=int,
+        default=0,
+        help="containers started (runc run) at once; 0: twice the CPUs",
     )
     oci.add_argument("--pids-limit", type=int, default=0, help="pids cgroup limit per container")
     oci.add_argument(
@@ -118,6 +134,7 @@ async def connect_nats(url: str) -> nats.NATS:
 def oci_config(args: argparse.Namespace) -> OciConfig:
     return OciConfig(
         state_dir=args.state_dir,
+        run_dir=args.run_dir,
         runc_root=args.runc_root,
         image_root=args.image_root,
         bridge=args.bridge,
@@ -125,6 +142,7 @@ def oci_config(args: argparse.Namespace) -> OciConfig:
         host_ip=args.host_ip,
         node_name=args.name,
         pids_limit=args.pids_limit,
+        parallel_starts=args.parallel_starts,
         masquerade=not args.no_masquerade,
     )
 

@@ -50,7 +50,7 @@ def oci_config() -> Iterator[OciConfig]:
     n = os.getpid()
     config = OciConfig(
         state_dir=str(base / "state"),
-        runc_root=str(base / "runc"),
+        run_dir=str(base / "run"),
         image_root=str(base / "images"),
         bridge=tag,
         pod_cidr=f"10.{150 + n % 50}.{n % 250}.0/24",

@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import errno
 import functools
+import logging
 import os
 import shutil
 import threading
@@ -33,6 +34,7 @@ MS_BIND = 4096
 MNT_DETACH = 2
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+log = logging.getLogger(__name__)
 
 
 class HostError(Exception):
@@ -84,6 +86,55 @@ def unmount_all_under(prefix: str) -> None:
         for point in points:
             with contextlib.suppress(HostError):
                 umount(point)
+
+
+RUN_TMPFS_SOURCE = "podbus-run"
+
+
+def mount_of(path: str) -> tuple[str, str, str]:
+    """(mount point, fstype, source) of the mount holding `path`."""
+    best = ("/", "", "")
+    try:
+        text = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return best
+    for line in text.splitlines():
+        left, _, right = line.partition(" - ")
+        parts, rparts = left.split(), right.split()
+        if len(parts) < 5 or len(rparts) < 2:
+            continue
+        point = parts[4].replace("\\040", " ")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[0]):
+            best = (point, rparts[0], rparts[1])
+    return best
+
+
+def ensure_run_tmpfs(path: Path, size: str) -> bool:
+    """Keep `path` (the node's volatile run state) on a tmpfs, as /run is
+    on a systemd machine: where it is on disk, mount a tmpfs of our own
+    there (source "podbus-run", mode 0700, `size`). True if ours is (now)
+    mounted; False if the place was already a tmpfs or mounting failed
+    (logged: the node works on, slower)."""
+    path.mkdir(parents=True, exist_ok=True)
+    point, fstype, source = mount_of(str(path.resolve()))
+    if fstype == "tmpfs":
+        return source == RUN_TMPFS_SOURCE and point == str(path.resolve())
+    try:
+        mount(RUN_TMPFS_SOURCE, str(path), "tmpfs", 0, f"mode=0700,size={size}")
+    except HostError as exc:
+        log.warning("%s stays on %s (no tmpfs of its own: %s)", path, fstype or "disk", exc)
+        return False
+    return True
+
+
+def release_run_tmpfs(path: Path) -> bool:
+    """Unmount the tmpfs `ensure_run_tmpfs` put at `path` (only ours)."""
+    point, fstype, source = mount_of(str(path.resolve()))
+    if fstype == "tmpfs" and source == RUN_TMPFS_SOURCE and point == str(path.resolve()):
+        unmount_all_under(point)
+        return True
+    return False
 
 
 def remove_tree(path: Path) -> None:

@@ -3,12 +3,13 @@
  * oci runtime when a C compiler is present: a Python interpreter per
  * container costs ~50 ms of CPU at start, this costs ~1 ms.
  *
- *   podbus-shim RUNC RUNC_ROOT ID BUNDLE ATTEMPT_DIR OOM_FILE|-
+ *   podbus-shim RUNC RUNC_ROOT ID BUNDLE ATTEMPT_DIR OOM_FILE|- LOG_FILE
  *
  * 1. becomes a child subreaper; `runc run --detach` with the container's
  *    stdout and stderr on pipes to the shim;
  * 2. writes `started <pid> <time>` (or `failed <message>`) on stdout, closes it;
- * 3. writes the container output to ATTEMPT_DIR/log in the CRI format;
+ * 3. writes the container output to LOG_FILE in the CRI format (on disk,
+ *    while ATTEMPT_DIR may be a tmpfs);
  * 4. on the init's exit: reads the oom_kill count, writes exit.json,
  *    `runc delete`s the container.
  */
@@ -30,7 +31,7 @@
 #define MAX_LINE (16 * 1024)
 #define BUF_CAP (MAX_LINE + 65536)
 
-static const char *runc_bin, *runc_root, *cid, *bundle, *adir, *oom_path;
+static const char *runc_bin, *runc_root, *cid, *bundle, *adir, *oom_path, *log_path;
 
 static double now(void) {
     struct timespec ts;
@@ -173,8 +174,8 @@ static void write_json(const char *name, const char *text) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: podbus-shim RUNC RUNC_ROOT ID BUNDLE ATTEMPT_DIR OOM_FILE\n");
+    if (argc != 8) {
+        fprintf(stderr, "usage: podbus-shim RUNC RUNC_ROOT ID BUNDLE ATTEMPT_DIR OOM_FILE LOG_FILE\n");
         return 2;
     }
     runc_bin = argv[1];
@@ -183,6 +184,7 @@ int main(int argc, char **argv) {
     bundle = argv[4];
     adir = argv[5];
     oom_path = argv[6];
+    log_path = argv[7];
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 
@@ -219,9 +221,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     fclose(pf);
-    char logp[4096];
-    snprintf(logp, sizeof logp, "%s/log", adir);
-    log_fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 
     double started_at = now();
     char json[512];

@@ -1,13 +1,13 @@
 """The per-container shim (what containerd-shim-runc is to containerd),
 run as its own session so it outlives an agent restart:
 
-    python3 -I -S shim.py RUNC RUNC_ROOT ID BUNDLE ATTEMPT_DIR OOM_FILE|-
+    python3 -I -S shim.py RUNC RUNC_ROOT ID BUNDLE ATTEMPT_DIR OOM_FILE|- LOG_FILE
 
 1. becomes a child subreaper, then `runc run --detach` (create and start in
    one runc process; the container's stdout and stderr are pipes to the shim);
 2. tells the agent `started <pid> <time>` (or `failed <message>`) on its
    stdout, then closes it;
-3. writes the container's output to ATTEMPT_DIR/log in the CRI format
+3. writes the container's output to LOG_FILE in the CRI format
    (`<RFC3339Nano> stdout|stderr F|P <text>`);
 4. when the container's init exits: reads the memory cgroup's oom_kill
    count (OOM_FILE: memory.events on cgroup v2, memory.oom_control on v1),
@@ -90,7 +90,7 @@ def oom_kills(path: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    runc, root, cid, bundle, attempt_dir, oom_file = argv
+    runc, root, cid, bundle, attempt_dir, oom_file, log_file = argv
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     report = sys.stdout
@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
         return 1
     with open(pid_file) as f:
         pid = int(f.read().strip())
-    log = LogWriter(os.path.join(attempt_dir, "log"))
+    log = LogWriter(log_file)
     started_at = time.time()
     with open(os.path.join(attempt_dir, "started.json.tmp"), "w") as f:
         json.dump({"pid": pid, "started_at": started_at, "shim_pid": os.getpid()}, f)

@@ -56,7 +56,7 @@ def oci_config() -> Iterator[OciConfig]:
     n = os.getpid()
     config = OciConfig(
         state_dir=str(base / "state"),
-        runc_root=str(base / "runc"),
+        run_dir=str(base / "run"),
         image_root=str(base / "images"),
         bridge=tag,
         pod_cidr=f"10.{200 + n % 50}.{n % 250}.0/24",
@@ -87,6 +87,10 @@ def assert_nothing_left(config: OciConfig, *, pods_only: bool = False) -> list[s
         if n.startswith("vpb") and _on_bridge(n, config.bridge)
     ]
     found += [f"mount {m}" for m in hostops.mounts_under(config.state_dir)]
+    run_mounts = hostops.mounts_under(config.run_dir)
+    if pods_only:  # the node's own tmpfs may stay while the node does
+        run_mounts = [m for m in run_mounts if m != str(Path(config.run_dir).resolve())]
+    found += [f"mount {m}" for m in run_mounts]
     if not pods_only and nat.table_exists(config.bridge):  # the node's, like its bridge
         found.append(f"nftables table {nat.table_name(config.bridge)}")
     for pid in os.listdir("/proc"):

@@ -17,6 +17,7 @@ from podmodel.event import Event
 from podmodel.pod import Pod
 from servicekit.store import Store
 
+from services.node_agent.oci import hostops
 from services.node_agent.oci.images import ImageStore
 from services.node_agent.oci.runtime import OciConfig, OciRuntime
 from tests.conftest import wait_for
@@ -93,8 +94,11 @@ async def test_volumes(oci: OciHarness, tmp_path: Path) -> None:
     await delete_and_wait(oci, "vols")
     # the claim's data outlives the pod (StatefulSet volumes); the emptyDir does not
     assert (claim / "f").exists()
-    pod_dir = Path(oci.config.state_dir) / "pods" / created.metadata.uid
-    await wait_for(lambda: not pod_dir.exists(), T, message="the pod directory removed")
+    uid = created.metadata.uid
+    pod_dirs = [Path(oci.config.state_dir) / "pods" / uid, Path(oci.config.run_dir) / "pods" / uid]
+    await wait_for(
+        lambda: not any(d.exists() for d in pod_dirs), T, message="the pod directories removed"
+    )
 
 
 async def test_host_path_type_check_fails_as_failed_mount(oci: OciHarness, tmp_path: Path) -> None:
@@ -296,3 +300,89 @@ async def test_a_disk_empty_dir_over_its_size_limit_gets_the_pod_evicted(
     within = await oci.pod("within")
     assert within is not None and within.status.phase == "Running", within
     await delete_and_wait(oci, "within", "over")
+
+
+def _host_net_pod(name: str, uid: str, command: list[str]) -> Pod:
+    return msgspec.convert(
+        {"metadata": {"name": name, "namespace": "default", "uid": uid},
+         "spec": {"hostNetwork": True, "containers": [
+             {"name": "app", "image": "busybox", "command": command}]}},
+        Pod,
+    )  # fmt: skip
+
+
+async def test_bundles_on_a_tmpfs_of_the_node_logs_and_layers_on_disk(
+    oci_config: OciConfig,
+) -> None:
+    """The run dir (here under /tmp, on disk) gets a tmpfs of its own; the
+    bundle and runc's state are there, the log and writable layer are not."""
+    runtime = OciRuntime(oci_config)
+    point, fstype, source = hostops.mount_of(oci_config.run_dir)
+    assert (fstype, source) == ("tmpfs", hostops.RUN_TMPFS_SOURCE)
+    assert point.endswith("/run") and oci_config.run_dir.endswith("/run")  # its own mount
+    assert hostops.mount_of(oci_config.state_dir)[1] != "tmpfs"
+    pod = _host_net_pod("split", "split-1", ["sh", "-c", "echo hello; echo x > /f"])
+    try:
+        await runtime.prepare_sandbox(pod)
+        await runtime.start_container(pod, pod.spec.containers[0], "app", None)
+
+        async def exited() -> Any:
+            obs = await runtime.observe(pod)
+            return obs.records[0] if obs.records[0].state == "exited" else None
+
+        await wait_for(exited, T, interval=0.05, message="exited")
+        run = Path(oci_config.run_dir) / "pods" / "split-1" / "c" / "app" / "0"
+        data = Path(oci_config.state_dir) / "pods" / "split-1" / "c" / "app" / "0"
+        assert (run / "config.json").is_file() and (run / "exit.json").is_file()
+        assert not (run / "log").exists() and not (run / "upper").exists()
+        assert (data / "log").read_bytes().endswith(b" stdout F hello\n")
+        if runtime.uses_overlay:
+            assert (data / "upper" / "f").read_text() == "x\n"
+        assert await runtime.logs(pod, "app") == b"hello\n"
+    finally:
+        await runtime.remove_pod("split-1")
+        await runtime.close()
+    assert not (Path(oci_config.state_dir) / "pods" / "split-1").exists()
+    assert not (Path(oci_config.run_dir) / "pods" / "split-1").exists()
+
+
+async def test_a_pod_left_only_on_disk_is_an_orphan(oci_config: OciConfig) -> None:
+    """After a reboot the run dir is empty; the pods' disk halves go."""
+    runtime = OciRuntime(oci_config)
+    left = Path(oci_config.state_dir) / "pods" / "rebooted-1" / "volumes" / "cache"
+    left.mkdir(parents=True)
+    try:
+        assert "rebooted-1" in await runtime.remove_orphans(set(), min_age_s=0)
+        assert not left.parent.parent.exists()
+    finally:
+        await runtime.close()
+
+
+async def test_container_starts_wait_for_a_start_slot(oci_config: OciConfig) -> None:
+    runtime = OciRuntime(dataclasses.replace(oci_config, parallel_starts=1))
+    real = runtime._run_shim_now
+    inside = peak = 0
+
+    async def counted(*args: Any) -> None:
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        try:
+            await real(*args)
+        finally:
+            inside -= 1
+
+    runtime._run_shim_now = counted  # type: ignore[method-assign]
+    pods = [_host_net_pod(f"slot{i}", f"slot-{i}", ["sleep", "60"]) for i in range(3)]
+    try:
+        for pod in pods:
+            await runtime.prepare_sandbox(pod)
+        records = await asyncio.gather(
+            *(runtime.start_container(p, p.spec.containers[0], "app", None) for p in pods)
+        )
+        assert [r.state for r in records] == ["running"] * 3
+        assert peak == 1
+    finally:
+        for pod in pods:
+            await runtime.remove_pod(pod.metadata.uid)
+        await runtime.close()
