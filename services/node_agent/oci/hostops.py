@@ -133,6 +133,9 @@ def release_run_tmpfs(path: Path) -> bool:
     point, fstype, source = mount_of(str(path.resolve()))
     if fstype == "tmpfs" and source == RUN_TMPFS_SOURCE and point == str(path.resolve()):
         unmount_all_under(point)
+        for d in (path, path.parent):  # made by ensure_run_tmpfs; only if empty
+            with contextlib.suppress(OSError):
+                d.rmdir()
         return True
     return False
 
