@@ -35,7 +35,7 @@ from podmodel.node_api import AttachRequest, LogsRequest
 from podmodel.selector import parse_selector, selector_matches
 from servicekit.bus import BusError
 
-from clients.podctl import connection
+from clients.podctl import config_create, connection
 from clients.podctl.age import parse_duration
 from clients.podctl.apply_merge import merged_object, unchanged
 from clients.podctl.attach_client import (
@@ -1372,9 +1372,12 @@ async def cmd_create(c: PodbusClient, args: argparse.Namespace) -> int:
         return await cmd_apply(c, args, create=True)
     if not args.what:
         raise UserError(
-            "must specify -f, or a type to create (deployment NAME --image=IMAGE, job NAME --image=IMAGE)"
+            "must specify -f, or a type to create (deployment NAME --image=IMAGE, job NAME "
+            "--image=IMAGE, configmap NAME --from-literal=k=v, secret generic NAME ...)"
         )
     what = args.what[0]
+    if what in ("configmap", "cm", "secret"):
+        return await _create_config(c, args)
     if len(args.what) < 2:
         raise UserError(f"NAME is required for create {what}")
     name = args.what[1]
@@ -1421,6 +1424,41 @@ async def cmd_create(c: PodbusClient, args: argparse.Namespace) -> int:
             _err(f"error: {e}")
         return 1
     await c.apply(to_builtins(result.objects[0]))
+    _out(f"{res.ref(name)} created")
+    return 0
+
+
+async def _create_config(c: PodbusClient, args: argparse.Namespace) -> int:
+    """`create configmap NAME` / `create secret generic NAME` from
+    --from-literal, --from-file, --from-env-file."""
+    words = list(args.what)
+    kind = "ConfigMap" if words[0] in ("configmap", "cm") else "Secret"
+    if kind == "Secret":
+        if len(words) < 2 or words[1] != "generic":
+            raise UserError("podctl creates only generic secrets: create secret generic NAME ...")
+        words = words[1:]
+    if len(words) < 2:
+        raise UserError(f"NAME is required for create {args.what[0]}")
+    name, ns = words[1], _namespace(args)
+    try:
+        data = config_create.gather(
+            kind, name, args.from_literal or [], args.from_file or [], args.from_env_file or []
+        )
+    except config_create.ConfigSourceError as exc:
+        raise UserError(str(exc)) from exc
+    obj = (
+        config_create.config_map_object(name, ns, data)
+        if kind == "ConfigMap"
+        else config_create.secret_object(name, ns, data, args.type or "")
+    )
+    res = resource(kind)
+    if args.dry_run == "client":
+        _out(f"{res.ref(name)} created (dry run)")
+        return 0
+    if await c.get(kind, ns, name) is not None:
+        _err(f"error: failed to create {kind.lower()}: {res.plural_ref(name)} already exists")
+        return 1
+    await c.apply(obj)
     _out(f"{res.ref(name)} created")
     return 0
 
@@ -1538,8 +1576,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("create", "create objects from manifests, or a deployment / job")
     files(p)
-    p.add_argument("what", nargs="*", help="deployment NAME | job NAME")
+    p.add_argument(
+        "what",
+        nargs="*",
+        help="deployment NAME | job NAME | configmap NAME | secret generic NAME",
+    )
     p.add_argument("--image")
+    p.add_argument("--from-literal", action="append", help="configmap/secret: key=value")
+    p.add_argument("--from-file", action="append", help="configmap/secret: [key=]path or a dir")
+    p.add_argument("--from-env-file", action="append", help="configmap/secret: KEY=VALUE lines")
+    p.add_argument("--type", help="secret: its type (default Opaque)")
     p.add_argument("--replicas", type=int, default=1)
     p.add_argument("--port", type=int)
     p.add_argument(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from podmodel.config import decode_base64
+
 from clients.podctl.age import age, describe_time, human_duration, parse_time
 from clients.podctl.tables import event_last_seen, job_status_text, selector_text
 from clients.podctl.tabwriter import DESCRIBE_MINWIDTH, DESCRIBE_PADDING, tabwrite
@@ -444,8 +446,45 @@ def describe_deployment(
     return w.text()
 
 
+def describe_config(kind: str, obj: Obj, events: list[Obj], now: float) -> str:
+    """ConfigMap (its values) and Secret (only each value's size), as
+    kubectl's describers print them."""
+    meta = obj.get("metadata") or {}
+    w = _Writer()
+    _common_header(w, obj)
+    _map_lines(w, 0, "Labels:", meta.get("labels") or {})
+    _map_lines(w, 0, "Annotations:", meta.get("annotations") or {}, sep=": ")
+    w.line(0, "")
+    if kind == "Secret":
+        w.line(0, "Type:", obj.get("type") or "Opaque")
+        w.line(0, "")
+        w.line(0, "Data")
+        w.line(0, "====")
+        for key, text in sorted((obj.get("data") or {}).items()):
+            size = len(decode_base64(text) or b"")
+            w.line(0, f"{key}:", f"{size} bytes")
+        return w.text()
+    w.line(0, "Data")
+    w.line(0, "====")
+    for key, value in sorted((obj.get("data") or {}).items()):
+        w.line(0, f"{key}:")
+        w.line(0, "----")
+        w.parts.append(value.replace("\t", " ") + "\n\n")
+    if not obj.get("data"):
+        w.line(0, "")
+    w.line(0, "BinaryData")
+    w.line(0, "====")
+    for key, text in sorted((obj.get("binaryData") or {}).items()):
+        w.line(0, f"{key}:", f"{len(decode_base64(text) or b'')} bytes")
+    w.line(0, "")
+    _events_section(w, events, now)
+    return w.text()
+
+
 def describe_generic(kind: str, obj: Obj, events: list[Obj], now: float) -> str:
     """ReplicaSet, StatefulSet, Job, Node, Event: header, a summary, template, conditions, events."""
+    if kind in ("ConfigMap", "Secret"):
+        return describe_config(kind, obj, events, now)
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     w = _Writer()
     _common_header(w, obj, namespaced=kind != "Node")

@@ -39,6 +39,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("Job", "jobs", "batch", ("job",)),
     Resource("Node", "nodes", "", ("no", "node"), namespaced=False),
     Resource("Event", "events", "", ("ev", "event")),
+    Resource("ConfigMap", "configmaps", "", ("cm", "configmap")),
+    Resource("Secret", "secrets", "", ("secret",)),
 )
 
 _BY_NAME: dict[str, Resource] = {}

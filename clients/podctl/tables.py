@@ -134,6 +134,20 @@ def statefulset_row(s: Obj, now: float, wide: bool) -> list[str]:
     return row
 
 
+def configmap_row(cm: Obj, now: float, wide: bool) -> list[str]:
+    keys = len(cm.get("data") or {}) + len(cm.get("binaryData") or {})
+    return [_meta(cm).get("name", ""), str(keys), age(_meta(cm).get("creationTimestamp"), now)]
+
+
+def secret_row(secret: Obj, now: float, wide: bool) -> list[str]:
+    return [
+        _meta(secret).get("name", ""),
+        secret.get("type") or "Opaque",
+        str(len(secret.get("data") or {})),
+        age(_meta(secret).get("creationTimestamp"), now),
+    ]
+
+
 def job_status_text(job: Obj) -> str:
     if _has_condition(job, "Complete"):
         return "Complete"
@@ -270,6 +284,8 @@ HEADERS: dict[str, tuple[list[str], list[str]]] = {
         ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"],
     ),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], []),
+    "ConfigMap": (["NAME", "DATA", "AGE"], []),
+    "Secret": (["NAME", "TYPE", "DATA", "AGE"], []),
 }
 
 _EVENT_WIDE_HEADERS = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SOURCE", "COUNT", "FIRST SEEN"]
@@ -282,6 +298,8 @@ ROWS: dict[str, RowFn] = {
     "Job": job_row,
     "Node": node_row,
     "Event": event_row,
+    "ConfigMap": configmap_row,
+    "Secret": secret_row,
 }
 
 

@@ -33,6 +33,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from podmodel.codec import DecodeError, encode
+from podmodel.config import ConfigMap, Secret
+from podmodel.meta import KubeObject
 from podmodel.node_api import (
     LOGS_END_HEADER,
     ExecRequest,
@@ -51,6 +53,7 @@ from services.node_agent.attach import AttachServer
 from services.node_agent.events import EventRecorder
 from services.node_agent.logic import events as ev
 from services.node_agent.logic.backoff import BackoffConfig, CrashBackoff
+from services.node_agent.logic.config_refs import EMPTY_CONFIG, PodConfig, referenced
 from services.node_agent.logic.logs import LogsError, default_container, stamp_lines, tail
 from services.node_agent.logic.probe_assignment import unhealthy_message
 from services.node_agent.logic.records import ProbeResults
@@ -332,6 +335,27 @@ class NodeAgent:
     def pod_gone(self, uid: str) -> None:
         if self.probe_link is not None:
             self.probe_link.forget(uid)
+
+    async def config_objects(self, pod: Pod) -> PodConfig:
+        """Read at each start pass, as the kubelet reads them when it makes
+        a container: a ConfigMap changed since shows at the next restart."""
+        cm_names, secret_names = referenced(pod)
+        if not cm_names and not secret_names:
+            return EMPTY_CONFIG
+        ns = pod.metadata.namespace
+        keys: list[tuple[str | type[KubeObject], str, str]] = [
+            *((ConfigMap, ns, n) for n in sorted(cm_names)),
+            *((Secret, ns, n) for n in sorted(secret_names)),
+        ]
+        found = await self.store.get_many(keys)
+        cms: dict[str, dict[str, bytes]] = {}
+        secrets: dict[str, dict[str, bytes]] = {}
+        for obj in found:
+            if isinstance(obj, ConfigMap):
+                cms[obj.metadata.name] = obj.values()
+            elif isinstance(obj, Secret):
+                secrets[obj.metadata.name] = obj.values()
+        return PodConfig(config_maps=cms, secrets=secrets)
 
     def _on_probe_result(self, result: ProbeResult, heartbeat: bool) -> None:
         entry = self.workers.get(result.pod_uid)

@@ -48,6 +48,7 @@ from services.node_agent.logic.actions import (
     container_grace_seconds,
 )
 from services.node_agent.logic.backoff import CrashBackoff
+from services.node_agent.logic.config_refs import EMPTY_CONFIG, PodConfig
 from services.node_agent.logic.container_status import POST_START_HOOK_ERROR, WaitingReason
 from services.node_agent.logic.phase import is_terminal
 from services.node_agent.logic.probe_assignment import pod_probe_assignments
@@ -91,6 +92,10 @@ class WorkerHost(Protocol):
         """The worker ended: forget the pod."""
         ...
 
+    async def config_objects(self, pod: Pod) -> PodConfig:
+        """The ConfigMaps and Secrets the pod names (EMPTY_CONFIG: none)."""
+        ...
+
 
 class NullHost:
     """A host that keeps the runtime's probe results and records nothing."""
@@ -106,6 +111,9 @@ class NullHost:
 
     def pod_gone(self, uid: str) -> None:
         return None
+
+    async def config_objects(self, pod: Pod) -> PodConfig:
+        return EMPTY_CONFIG
 
 
 def _wakes(old: Pod, new: Pod) -> bool:
@@ -330,10 +338,17 @@ class PodWorker:
                 span.set_attribute("k8s.pod.ip", sandbox.pod_ip)
             did = True
         self._retry_at = None
-        for start in (*actions.start_init, *actions.start_ephemeral, *actions.start):
+        starts = (*actions.start_init, *actions.start_ephemeral, *actions.start)
+        config = await self.host.config_objects(pod) if starts else EMPTY_CONFIG
+        for start in starts:
             did = (
                 await self._start(
-                    pod, by_name.get(start.name), start.name, now, start.previous_finished_at
+                    pod,
+                    by_name.get(start.name),
+                    start.name,
+                    now,
+                    start.previous_finished_at,
+                    config,
                 )
                 or did
             )
@@ -346,6 +361,7 @@ class PodWorker:
         name: str,
         now: float,
         previous_finished_at: float | None,
+        config: PodConfig = EMPTY_CONFIG,
     ) -> bool:
         container = self._container(pod, name)
         if container is None:
@@ -359,7 +375,7 @@ class PodWorker:
         )
         path = ev.field_path(kind, name)
         try:
-            record = await self.runtime.start_container(pod, container, kind, previous)
+            record = await self.runtime.start_container(pod, container, kind, previous, config)
         except StartError as exc:
             if self._waiting.get(name) != exc.waiting:
                 self.host.emit(pod, ev.WARNING, exc.waiting.reason, exc.waiting.message, path)

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from podmodel.pod import Container, ContainerKind, Pod
 
+from services.node_agent.logic.config_refs import EMPTY_CONFIG, PodConfig
 from services.node_agent.logic.container_status import WaitingReason
 from services.node_agent.logic.records import (
     NO_PROBE_RESULTS,
@@ -79,8 +80,10 @@ class Runtime(Protocol):
         container: Container,
         kind: ContainerKind,
         previous: ContainerRecord | None,
+        config: PodConfig = EMPTY_CONFIG,
     ) -> ContainerRecord:
-        """Create and start one container attempt after `previous`."""
+        """Create and start one container attempt after `previous`; `config`:
+        the ConfigMaps and Secrets the pod names (EMPTY_CONFIG when none)."""
 
     async def stop_container(
         self, pod: Pod, record: ContainerRecord, grace_seconds: float, *, pre_stop: bool

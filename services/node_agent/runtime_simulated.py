@@ -35,7 +35,18 @@ from podmodel.pod import (
     is_sidecar,
 )
 
-from services.node_agent.logic.container_status import WaitingReason
+from services.node_agent.logic.config_refs import (
+    EMPTY_CONFIG,
+    PodConfig,
+    VolumeSourceError,
+    check_container_config,
+)
+from services.node_agent.logic.container_status import (
+    CONTAINER_CREATING,
+    CREATE_CONTAINER_CONFIG_ERROR,
+    WaitingReason,
+)
+from services.node_agent.logic.env import EnvError
 from services.node_agent.logic.records import (
     ContainerRecord,
     ProbeResults,
@@ -210,7 +221,19 @@ class SimulatedRuntime:
         container: Container,
         kind: ContainerKind,
         previous: ContainerRecord | None,
+        config: PodConfig = EMPTY_CONFIG,
     ) -> ContainerRecord:
+        if config is not EMPTY_CONFIG:  # the pod names ConfigMaps or Secrets
+            try:
+                check_container_config(pod, container, config)
+            except EnvError as exc:
+                raise StartError(
+                    WaitingReason(reason=CREATE_CONTAINER_CONFIG_ERROR, message=str(exc))
+                ) from exc
+            except VolumeSourceError as exc:
+                raise StartError(
+                    WaitingReason(reason=CONTAINER_CREATING, message=str(exc))
+                ) from exc
         behaviour = self._behaviour(pod, container.name)
         if behaviour.image_absent:
             raise StartError(

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 from podmodel.codec import DecodeError, ErrorReply, FieldError, object_from_raw
+from podmodel.config import ConfigMap, Secret
 from podmodel.defaults import apply_defaults
 from podmodel.manifest import decode_error_message
 from podmodel.meta import KubeObject
@@ -77,6 +78,32 @@ def validate_pod_update(new: PodSpec, old: PodSpec) -> list[FieldError]:
     )
     if mutable_cleared_new != mutable_cleared_old:
         errs.append(FieldError(field="spec", message="Forbidden: " + POD_UPDATE_FORBIDDEN))
+    return errs
+
+
+IMMUTABLE_SET = "Forbidden: field is immutable when `immutable` is set"
+
+
+def validate_config_update(new: ConfigMap | Secret, old: ConfigMap | Secret) -> list[FieldError]:
+    """ValidateConfigMapUpdate / ValidateSecretUpdate: nothing of an
+    immutable one changes, `immutable` is never unset, a secret keeps its type."""
+    errs: list[FieldError] = []
+    if isinstance(new, Secret) and isinstance(old, Secret) and new.type != old.type:
+        errs.append(
+            FieldError(field="type", message=f'Invalid value: "{new.type}": field is immutable')
+        )
+    if not old.immutable:
+        return errs
+    if not new.immutable:
+        errs.append(FieldError(field="immutable", message=IMMUTABLE_SET))
+    if new.data != old.data:
+        errs.append(FieldError(field="data", message=IMMUTABLE_SET))
+    if (
+        isinstance(new, ConfigMap)
+        and isinstance(old, ConfigMap)
+        and new.binary_data != old.binary_data
+    ):
+        errs.append(FieldError(field="binaryData", message=IMMUTABLE_SET))
     return errs
 
 

@@ -26,7 +26,8 @@ from podmodel.api import (
     RollbackReply,
     RollbackRequest,
 )
-from podmodel.codec import ErrorReply, decode_raw, encode, to_builtins
+from podmodel.codec import ErrorReply, FieldError, decode_raw, encode, to_builtins
+from podmodel.config import ConfigMap, Secret
 from podmodel.defaults import job_selector_defaults
 from podmodel.meta import KubeObject, Model
 from podmodel.pod import Pod
@@ -40,6 +41,7 @@ from servicekit.telemetry import TRACEPARENT_ANNOTATION, new_root_traceparent, s
 
 from services.workload_controller.api import (
     prepare_object,
+    validate_config_update,
     validate_ephemeral_update,
     validate_pod_update,
 )
@@ -270,17 +272,20 @@ class Intake:
             }
             if kept:
                 meta.annotations = {**meta.annotations, **kept}
+            problems: list[FieldError] = []
             if isinstance(obj, Pod) and isinstance(existing, Pod):
                 problems = validate_pod_update(obj.spec, existing.spec)
-                if problems:
-                    raise ApiError(
-                        ErrorReply(
-                            error=f"Pod {meta.name!r} is invalid",
-                            reason="Invalid",
-                            code=422,
-                            details=problems,
-                        )
+            elif isinstance(obj, ConfigMap | Secret) and type(existing) is type(obj):
+                problems = validate_config_update(obj, existing)
+            if problems:
+                raise ApiError(
+                    ErrorReply(
+                        error=f"{obj.KIND} {meta.name!r} is invalid",
+                        reason="Invalid",
+                        code=422,
+                        details=problems,
                     )
+                )
             if dry_run:
                 return obj, warnings, False
             stored = await self.store.update(obj)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -328,6 +329,34 @@ def test_labels_annotations_and_cordon(cluster: Cluster) -> None:
     assert cluster.ok("cordon", NODE).out == f"node/{NODE} cordoned\n"
     assert cluster.ok("get", "node", NODE).lines()[1][1] == "Ready,SchedulingDisabled"
     assert cluster.ok("uncordon", NODE).out == f"node/{NODE} uncordoned\n"
+
+
+def test_config_maps_and_secrets_created_listed_and_described(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    (tmp_path / "app.conf").write_text("port=8080\n")
+    (tmp_path / "env").write_text("# comment\nMODE=prod\n")
+    assert (
+        cluster.ok(
+            "create", "configmap", "app", "--from-literal=greeting=hello",
+            f"--from-file={tmp_path / 'app.conf'}", f"--from-env-file={tmp_path / 'env'}",
+        ).out
+        == "configmap/app created\n"
+    )  # fmt: skip
+    assert cluster.ok(
+        "create", "secret", "generic", "db", "--from-literal=password=s3cr3t"
+    ).out == ("secret/db created\n")
+    rows = cluster.ok("get", "cm,secret").lines()
+    assert rows[1][:2] == ["configmap/app", "3"], rows
+    assert rows[-1][:3] == ["secret/db", "Opaque", "1"], rows
+    cm = json.loads(cluster.ok("get", "cm", "app", "-o", "json").out)
+    assert cm["data"] == {"app.conf": "port=8080\n", "greeting": "hello", "MODE": "prod"}
+    described = cluster.ok("describe", "secret", "db").out
+    assert "password:  6 bytes" in described and "s3cr3t" not in described
+    r = cluster.podctl("create", "configmap", "bad", "--from-literal=novalue")
+    assert r.code == 1 and "invalid literal source novalue, expected key=value" in r.err
+    assert cluster.ok("delete", "cm", "app").out == 'configmap "app" deleted\n'
+    assert cluster.ok("delete", "secret", "db").out == 'secret "db" deleted\n'
 
 
 def test_delete_waits_and_cascades(cluster: Cluster) -> None:

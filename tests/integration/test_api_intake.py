@@ -317,3 +317,39 @@ async def test_delete_with_unknown_propagation_policy_names_the_field(
 async def test_rollback_of_a_missing_deployment_is_not_found(service: None, nats_url: str) -> None:
     reply = await _request(nats_url, subjects.API_ROLLBACK, {"name": "nope"})
     assert reply["code"] == 404 and "nope" in reply["error"]
+
+
+async def test_config_maps_and_secrets_apply_as_the_api_server_stores_them(
+    service: None, nats_url: str
+) -> None:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db"},
+        "stringData": {"password": "s3cr3t"},
+        "data": {"user": "YWRtaW4="},
+    }
+    reply = await _request(nats_url, subjects.API_APPLY, {"object": secret})
+    stored = reply["object"]
+    assert stored["type"] == "Opaque" and "stringData" not in stored
+    assert stored["data"] == {"user": "YWRtaW4=", "password": "czNjcjN0"}
+    frozen = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "frozen"},
+        "data": {"a": "1"},
+        "immutable": True,
+    }
+    assert (await _request(nats_url, subjects.API_APPLY, {"object": frozen}))["created"]
+    changed = {**frozen, "data": {"a": "2"}}
+    reply = await _request(nats_url, subjects.API_APPLY, {"object": changed})
+    assert reply["code"] == 422 and reply["error"] == "ConfigMap 'frozen' is invalid"
+    assert reply["details"] == [
+        {"field": "data", "message": "Forbidden: field is immutable when `immutable` is set"}
+    ]
+    bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad"},
+           "data": {"no/slash": "x"}}  # fmt: skip
+    reply = await _request(nats_url, subjects.API_APPLY, {"object": bad})
+    assert [d["field"] for d in reply["details"]] == ["data[no/slash]"]
+    listed = await _request(nats_url, subjects.API_LIST, {"kind": "cm"})
+    assert [o["metadata"]["name"] for o in listed["items"]] == ["frozen"]

@@ -4,7 +4,16 @@ states Kubernetes would report."""
 
 from __future__ import annotations
 
-from podmodel.pod import Pod
+from podmodel.config import ConfigMap, Secret, encode_base64
+from podmodel.meta import ObjectMeta
+from podmodel.pod import (
+    ConfigMapVolumeSource,
+    EnvFromSource,
+    Pod,
+    SecretEnvSource,
+    Volume,
+    VolumeMount,
+)
 
 from services.node_agent.logic.timefmt import parse_rfc3339
 from tests.conftest import wait_for
@@ -200,3 +209,41 @@ async def test_start_problems_show_as_waiting_reasons_and_keep_the_pod_pending(
 
 async def _eq(value, expected: str) -> bool:  # type: ignore[no-untyped-def]
     return bool(await value == expected)
+
+
+async def test_hollow_nodes_wait_for_config_maps_and_secrets_as_real_ones_do(
+    nats_url: str, redis_url: str
+) -> None:
+    """The simulated runtime writes no files but checks what a start needs
+    from ConfigMaps and Secrets, read from the store in one round trip."""
+    pod = make_pod("cfg")
+    app = pod.spec.containers[0]
+    app.env_from = [EnvFromSource(secret_ref=SecretEnvSource(name="creds"))]
+    app.volume_mounts = [VolumeMount(name="conf", mount_path="/conf")]
+    pod.spec.volumes = [Volume(name="conf", config_map=ConfigMapVolumeSource(name="conf"))]
+    async with running_agent(nats_url, redis_url) as h:
+        await h.store.create(pod)
+
+        async def waiting_for(reason: str, message: str) -> bool:
+            p = await h.pod("cfg")
+            if p is None or not p.status.container_statuses:
+                return False
+            w = p.status.container_statuses[0].state.waiting
+            return w is not None and (w.reason, w.message) == (reason, message)
+
+        await wait_for(
+            lambda: waiting_for("CreateContainerConfigError", 'secret "creds" not found'),
+            10,
+            message="CreateContainerConfigError",
+        )
+        secret = Secret(
+            metadata=ObjectMeta(name="creds", namespace="default"),
+            data={"u": encode_base64(b"x")},
+        )
+        await h.store.create(secret)
+        mount = 'MountVolume.SetUp failed for volume "conf" : configmap "conf" not found'
+        await wait_for(
+            lambda: waiting_for("ContainerCreating", mount), 10, message="ContainerCreating"
+        )
+        await h.store.create(ConfigMap(metadata=ObjectMeta(name="conf", namespace="default")))
+        await wait_phase(h, "cfg", "Running")

@@ -120,6 +120,10 @@ metadata: {name: my-nginx}
 spec: {ports: [{port: 80}]}
 ---
 apiVersion: v1
+kind: ServiceAccount
+metadata: {name: robot}
+---
+apiVersion: v1
 kind: ConfigMap
 metadata: {name: cfg}
 data: {a: b}
@@ -127,10 +131,10 @@ data: {a: b}
 """ + POD.format(name="kept")
     result = load_manifests(text, "mixed.yaml")
     assert result.errors == []
-    assert _names(result.objects) == ["kept"]
+    assert _names(result.objects) == ["cfg", "kept"]
     assert result.warnings == [
         "mixed.yaml#1: skipped Service/my-nginx: podbus does not run kind Service",
-        "mixed.yaml#2: skipped ConfigMap/cfg: podbus does not run kind ConfigMap",
+        "mixed.yaml#2: skipped ServiceAccount/robot: podbus does not run kind ServiceAccount",
     ]
 
 

@@ -8,7 +8,17 @@ import importlib
 
 import podmodel
 
-KINDS = {"Deployment", "Event", "Job", "Node", "Pod", "ReplicaSet", "StatefulSet"}
+KINDS = {
+    "ConfigMap",
+    "Deployment",
+    "Event",
+    "Job",
+    "Node",
+    "Pod",
+    "ReplicaSet",
+    "Secret",
+    "StatefulSet",
+}
 
 META = {
     "KubeObject",

@@ -16,6 +16,7 @@ from podmodel.codec import (
     encode,
     object_from_raw,
 )
+from podmodel.config import ConfigMap, Secret
 from podmodel.defaults import apply_defaults, job_selector_defaults
 from podmodel.event import Event, EventSource, ObjectReference
 from podmodel.meta import KubeObject, ListMeta, Model, ObjectMeta, OwnerReference, controller_of
@@ -142,6 +143,7 @@ __all__ = [
     "AppArmorProfile",
     "Capabilities",
     "Condition",
+    "ConfigMap",
     "ConfigMapEnvSource",
     "ConfigMapKeySelector",
     "ConfigMapVolumeSource",
@@ -235,6 +237,7 @@ __all__ = [
     "RollingUpdateStatefulSetStrategy",
     "SELinuxOptions",
     "SeccompProfile",
+    "Secret",
     "SecretEnvSource",
     "SecretKeySelector",
     "SecretVolumeSource",

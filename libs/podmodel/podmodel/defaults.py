@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+from podmodel.config import SECRET_TYPE_OPAQUE, ConfigMap, Secret, encode_base64
 from podmodel.event import Event
 from podmodel.meta import KubeObject
 from podmodel.node import Node
@@ -346,8 +347,21 @@ def job_selector_defaults(job: Job) -> None:
         job.metadata.labels = dict(labels)
 
 
-def _default_nothing(obj: Node | Event) -> None:
-    """Nodes and Events have no defaults beyond their struct defaults."""
+def _default_nothing(obj: Node | Event | ConfigMap) -> None:
+    """Nodes, Events and ConfigMaps have no defaults beyond their struct defaults."""
+
+
+def _default_secret(secret: Secret) -> None:
+    """The API server's: stringData is folded into data (base64; its keys
+    win) and never stored; type defaults to Opaque."""
+    if secret.string_data:
+        secret.data = {
+            **secret.data,
+            **{k: encode_base64(v.encode()) for k, v in secret.string_data.items()},
+        }
+        secret.string_data = {}
+    if not secret.type:
+        secret.type = SECRET_TYPE_OPAQUE
 
 
 _DEFAULTERS: dict[type[KubeObject], Callable[..., None]] = {
@@ -358,4 +372,6 @@ _DEFAULTERS: dict[type[KubeObject], Callable[..., None]] = {
     Job: _default_job,
     Node: _default_nothing,
     Event: _default_nothing,
+    ConfigMap: _default_nothing,
+    Secret: _default_secret,
 }

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from podmodel.codec import FieldError
+from podmodel.config import MAX_DATA_BYTES, ConfigMap, Secret, decode_base64
 from podmodel.event import Event
 from podmodel.meta import KubeObject, ObjectMeta
 from podmodel.node import Node
@@ -1396,6 +1397,81 @@ def _validate_event(event: Event, errs: Errors) -> None:
     errs.minimum("count", event.count, 0)
 
 
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+CONFIG_KEY_MSG = (
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. "
+    "'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+)
+#: the keys each built-in secret type must have (one of them, for basic-auth)
+SECRET_TYPE_KEYS: dict[str, tuple[str, ...]] = {
+    "kubernetes.io/dockercfg": (".dockercfg",),
+    "kubernetes.io/dockerconfigjson": (".dockerconfigjson",),
+    "kubernetes.io/ssh-auth": ("ssh-privatekey",),
+    "kubernetes.io/tls": ("tls.crt", "tls.key"),
+}
+
+
+def config_key_problem(key: str) -> str | None:
+    """Why `key` cannot name a ConfigMap/Secret entry (it becomes a file
+    name in volumes), or None. Kubernetes' IsConfigMapKey."""
+    if len(key) > 253:
+        return "must be no more than 253 characters"
+    if not _CONFIG_KEY.fullmatch(key):
+        return CONFIG_KEY_MSG
+    if key == ".":
+        return "must not be '.'"
+    if key == "..":
+        return "must not be '..'"
+    if key.startswith(".."):
+        return "must not start with '..'"
+    return None
+
+
+def _validate_config_keys(errs: Errors, field: str, keys: Iterable[str]) -> None:
+    for key in keys:
+        why = config_key_problem(key)
+        if why is not None:
+            errs.invalid(f"{field}[{key}]", key, why)
+
+
+def _validate_config_map(cm: ConfigMap, errs: Errors) -> None:
+    _validate_config_keys(errs, "data", cm.data)
+    _validate_config_keys(errs, "binaryData", cm.binary_data)
+    size = 0
+    for key, value in cm.data.items():
+        size += len(key) + len(value.encode())
+    for key, text in cm.binary_data.items():
+        if key in cm.data:
+            errs.invalid(f"binaryData[{key}]", key, "duplicate of key present in data")
+        raw = decode_base64(text)
+        if raw is None:
+            errs.invalid(f"binaryData[{key}]", "<binary>", "illegal base64 data")
+            continue
+        size += len(key) + len(raw)
+    if size > MAX_DATA_BYTES:
+        errs.add("[]", f"Too long: must have at most {MAX_DATA_BYTES} bytes")
+
+
+def _validate_secret(secret: Secret, errs: Errors) -> None:
+    _validate_config_keys(errs, "data", secret.data)
+    _validate_config_keys(errs, "stringData", secret.string_data)
+    size = 0
+    for key, text in secret.data.items():
+        value = decode_base64(text)
+        if value is None:
+            errs.invalid(f"data[{key}]", "<secret contents redacted>", "illegal base64 data")
+            continue
+        size += len(value)
+    if size > MAX_DATA_BYTES:
+        errs.add("data", f"Too long: must have at most {MAX_DATA_BYTES} bytes")
+    keys = set(secret.data) | set(secret.string_data)
+    for key in SECRET_TYPE_KEYS.get(secret.type, ()):
+        if key not in keys:
+            errs.required(f"data[{key}]")
+    if secret.type == "kubernetes.io/basic-auth" and not keys & {"username", "password"}:
+        errs.required("data[username]")
+
+
 _KIND_RULES: dict[type[KubeObject], Callable[[Any, Errors], None]] = {
     Pod: _validate_pod,
     Deployment: _validate_deployment,
@@ -1404,4 +1480,6 @@ _KIND_RULES: dict[type[KubeObject], Callable[[Any, Errors], None]] = {
     Job: _validate_job,
     Node: _validate_node,
     Event: _validate_event,
+    ConfigMap: _validate_config_map,
+    Secret: _validate_secret,
 }

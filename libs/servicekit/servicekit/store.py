@@ -558,6 +558,24 @@ class Store:
             return None
         return layout.decode(assemble(snapshot))
 
+    async def get_many(
+        self, keys: Sequence[tuple[str | type[KubeObject], str, str]]
+    ) -> builtins.list[KubeObject | None]:
+        """Several objects, each by (kind, namespace, name), in one round
+        trip; None where there is none."""
+        if not keys:
+            return []
+        layouts = [layout_for_kind(kind) for kind, _ns, _name in keys]
+        pipe = self.redis.pipeline(transaction=False)
+        fields = builtins.list(store_scripts.SNAPSHOT_FIELDS)
+        for layout, (_kind, namespace, name) in zip(layouts, keys, strict=True):
+            pipe.hmget(object_key(layout.kind, namespace, name), fields)
+        replies = await pipe.execute()
+        return [
+            layout.decode(assemble(snapshot)) if snapshot[0] is not None else None
+            for layout, snapshot in zip(layouts, replies, strict=True)
+        ]
+
     @overload
     async def list(
         self,

@@ -50,10 +50,17 @@ from podmodel.pod import Container, ContainerKind, Pod, Volume
 from podmodel.quantity import parse_quantity
 
 from services.node_agent.hooks import run_handler
+from services.node_agent.logic.config_refs import (
+    EMPTY_CONFIG,
+    PodConfig,
+    VolumeSourceError,
+    volume_files,
+)
 from services.node_agent.logic.container_status import WaitingReason
 from services.node_agent.logic.env import EnvError, container_env
 from services.node_agent.logic.records import ContainerRecord, SandboxRecord, new_attempt
 from services.node_agent.oci import hostops, nat, volume_usage
+from services.node_agent.oci.atomic_writer import write_payload
 from services.node_agent.oci.attach import OciInteractive
 from services.node_agent.oci.imageref import ReferenceError, never_pull_message
 from services.node_agent.oci.images import DEFAULT_IMAGE_ROOT, ImageError, ImageRecord, ImageStore
@@ -558,16 +565,18 @@ class OciRuntime:
 
     # ------------------------------------------------------------ volumes
 
-    def _volume_paths(self, pod: Pod, p: _OciPod) -> dict[str, tuple[str, bool]]:
+    def _volume_paths(self, pod: Pod, p: _OciPod, config: PodConfig) -> dict[str, tuple[str, bool]]:
         """Set up the pod's volumes (idempotent); name -> (host path, ro)."""
         out: dict[str, tuple[str, bool]] = {}
         psc = pod.spec.security_context
         fs_group = psc.fs_group if psc is not None else None
         for vol in pod.spec.volumes:
-            out[vol.name] = self._volume(pod, p, vol, fs_group)
+            out[vol.name] = self._volume(pod, p, vol, fs_group, config)
         return out
 
-    def _volume(self, pod: Pod, p: _OciPod, vol: Volume, fs_group: int | None) -> tuple[str, bool]:
+    def _volume(
+        self, pod: Pod, p: _OciPod, vol: Volume, fs_group: int | None, config: PodConfig
+    ) -> tuple[str, bool]:
         def failed(why: str) -> StartError:
             return StartError(
                 WaitingReason(
@@ -600,10 +609,17 @@ class OciRuntime:
                 os.chmod(path, 0o777)
                 self._apply_fs_group(path, fs_group)
             return str(path), vol.persistent_volume_claim.read_only
-        kind = next(
-            (k for k in ("config_map", "secret", "downward_api") if getattr(vol, k) is not None),
-            "this volume type",
-        )
+        if vol.config_map is not None or vol.secret is not None:
+            try:
+                files = volume_files(vol, config)
+            except VolumeSourceError as exc:
+                raise failed(str(exc)) from exc
+            # in the run dir: in memory, as kubelet keeps secret volumes on a tmpfs
+            path = p.dir / "volumes" / vol.name
+            if write_payload(path, files):
+                self._apply_fs_group(path, fs_group)
+            return str(path), True  # always read-only, as in Kubernetes
+        kind = "downward_api" if vol.downward_api is not None else "this volume type"
         raise failed(f"{kind} volumes are not supported by the podbus oci runtime")
 
     def _host_path(self, vol: Volume, failed: Any) -> str:
@@ -656,6 +672,7 @@ class OciRuntime:
         container: Container,
         kind: ContainerKind,
         previous: ContainerRecord | None,
+        config: PodConfig = EMPTY_CONFIG,
     ) -> ContainerRecord:
         uid = pod.metadata.uid
         p = self._pod(uid)
@@ -671,7 +688,15 @@ class OciRuntime:
             )
         ips = p.sandbox.pod_ips if p.sandbox is not None else ()
         try:
-            env = container_env(pod, container, pod_ips=ips, host_ips=(self.config.host_ip,))
+            cms, secrets = config.env_maps()
+            env = container_env(
+                pod,
+                container,
+                pod_ips=ips,
+                host_ips=(self.config.host_ip,),
+                config_maps=cms,
+                secrets=secrets,
+            )
         except EnvError as exc:
             raise StartError(
                 WaitingReason(reason=CREATE_CONTAINER_CONFIG_ERROR, message=str(exc))
@@ -690,8 +715,9 @@ class OciRuntime:
         # overlay mount): done in a worker thread so that pods starting
         # together overlap them and the loop goes on serving the others.
         built, meta = await asyncio.to_thread(
-            self._prepare_attempt, pod, p, container, kind, image, env, cid, adir, record, now
-        )
+            self._prepare_attempt,
+            pod, p, container, kind, image, env, cid, adir, record, now, config,
+        )  # fmt: skip
         attempt = _Attempt(record, adir, built.stop_signal, kind)
         p.containers[container.name] = attempt
         await self._run_shim(uid, attempt, cid, meta)
@@ -709,6 +735,7 @@ class OciRuntime:
         adir: Path,
         record: ContainerRecord,
         now: float,
+        config: PodConfig,
     ) -> tuple[BuiltSpec, dict[str, Any]]:
         """The attempt's directory, root filesystem, volumes and runc bundle
         (config.json, meta.json). Blocking; run in a worker thread. Raises
@@ -723,7 +750,7 @@ class OciRuntime:
             d.mkdir(parents=True)
         termination_log = data / "termination-log"
         try:
-            volume_paths = self._volume_paths(pod, p)
+            volume_paths = self._volume_paths(pod, p, config)
             rootfs = self._rootfs(adir, data, self.images.layer_dirs(image))
             passwd, group = self._user_files(rootfs)
             termination_log.touch(mode=0o666)

@@ -1,0 +1,118 @@
+"""ConfigMaps and Secrets in real containers: env (configMapKeyRef,
+secretKeyRef, envFrom with a prefix), configMap and secret volumes laid out
+as kubelet's AtomicWriter lays them out (read-only, item paths and modes),
+and a missing object keeping the container waiting with kubelet's message
+until it is created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podmodel.config import ConfigMap, Secret, encode_base64
+from podmodel.meta import ObjectMeta
+from podmodel.pod import Pod
+
+from tests.conftest import wait_for
+from tests.integration.oci.conftest import OciHarness
+from tests.integration.oci.test_oci_runtime import T, delete_and_wait, logs, make_pod, phase
+
+
+def _meta(name: str) -> ObjectMeta:
+    return ObjectMeta(name=name, namespace="default")
+
+
+async def _waiting(h: OciHarness, name: str, reason: str) -> Any:
+    async def check() -> Any:
+        p = await h.pod(name)
+        if p is None or not p.status.container_statuses:
+            return None
+        w = p.status.container_statuses[0].state.waiting
+        return w if w is not None and w.reason == reason else None
+
+    return await wait_for(check, T, interval=0.05, message=f"{name} waiting {reason}")
+
+
+async def test_env_and_volumes_from_config_maps_and_secrets(oci: OciHarness) -> None:
+    await oci.store.create(
+        ConfigMap(metadata=_meta("app-config"), data={"greeting": "hello", "app.conf": "a=1\n"})
+    )
+    await oci.store.create(
+        Secret(metadata=_meta("db"), data={"password": encode_base64(b"s3cr3t")}, type="Opaque")
+    )
+    script = (
+        'echo "G=$GREETING P=$DB_PASSWORD C=$CFG_greeting"; cat /etc/cfg/app.conf; '
+        "ls /etc/cfg; readlink /etc/cfg/..data | cut -c1-3; cat /etc/sec/pw; echo; "
+        "stat -c 'mode=%a' /etc/sec/..data/pw; touch /etc/cfg/new 2>&1 | grep -o Read-only"
+    )
+    pod = make_pod(
+        "cfg",
+        [
+            {
+                "name": "app",
+                "command": ["sh", "-c", script],
+                "env": [
+                    {"name": "GREETING",
+                     "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "greeting"}}},
+                    {"name": "DB_PASSWORD",
+                     "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+                ],
+                "envFrom": [{"prefix": "CFG_", "configMapRef": {"name": "app-config"}}],
+                "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/etc/cfg"},
+                    {"name": "sec", "mountPath": "/etc/sec"},
+                ],
+            }
+        ],
+        restartPolicy="Never",
+        volumes=[
+            {"name": "cfg", "configMap": {"name": "app-config"}},
+            {"name": "sec", "secret": {"secretName": "db",
+                                       "items": [{"key": "password", "path": "pw",
+                                                  "mode": 0o400}]}},
+        ],
+    )  # fmt: skip
+    await oci.store.create(pod)
+    done = await phase(oci, "cfg", "Succeeded")
+    out = await logs(oci, done, "app")
+    assert out.splitlines() == [
+        "G=hello P=s3cr3t C=hello",
+        "a=1",
+        "app.conf",
+        "greeting",
+        "..2",
+        "s3cr3t",
+        "mode=400",
+        "Read-only",
+    ], out
+    await delete_and_wait(oci, "cfg")
+
+
+async def test_a_missing_config_map_keeps_the_container_waiting_until_it_exists(
+    oci: OciHarness,
+) -> None:
+    env_pod = make_pod(
+        "needs-env",
+        [{"name": "app", "command": ["sh", "-c", "echo $X; sleep 3600"],
+          "env": [{"name": "X", "valueFrom": {
+              "configMapKeyRef": {"name": "late", "key": "x"}}}]}],
+    )  # fmt: skip
+    vol_pod = make_pod(
+        "needs-vol",
+        [{"name": "app", "command": ["sleep", "3600"],
+          "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+        volumes=[{"name": "v", "secret": {"secretName": "nothere"}}],
+    )  # fmt: skip
+    await oci.store.create(env_pod)
+    await oci.store.create(vol_pod)
+    w = await _waiting(oci, "needs-env", "CreateContainerConfigError")
+    assert w.message == 'configmap "late" not found'
+    w = await _waiting(oci, "needs-vol", "ContainerCreating")
+    assert w.message == 'MountVolume.SetUp failed for volume "v" : secret "nothere" not found'
+    await oci.store.create(ConfigMap(metadata=_meta("late"), data={"x": "arrived"}))
+    running: Pod = await phase(oci, "needs-env", "Running")
+
+    async def printed() -> bool:
+        return (await logs(oci, running, "app")) == "arrived\n"
+
+    await wait_for(printed, T, interval=0.05, message="the value in the container")
+    await delete_and_wait(oci, "needs-env", "needs-vol")
