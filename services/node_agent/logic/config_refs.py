@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 
 from podmodel.pod import Container, KeyToPath, Pod, Volume
 
-from services.node_agent.logic.env import container_env
+from services.node_agent.logic.env import (
+    EnvError,
+    container_env,
+    field_ref_value,
+    resource_field_value,
+)
 
 #: kubelet's default file mode for configMap / secret volumes (0644)
 DEFAULT_MODE = 0o644
@@ -138,6 +143,38 @@ def _item_file(item: KeyToPath, data: Mapping[str, bytes], what: str, mode: int)
     if path is None:
         raise VolumeSourceError(f"invalid path {item.path!r} for key {item.key}")
     return VolumeFile(path, data[item.key], mode if item.mode is None else item.mode)
+
+
+def downward_api_files(
+    pod: Pod, vol: Volume, node_allocatable: Mapping[str, str] | None = None
+) -> list[VolumeFile]:
+    """The files of a downwardAPI volume: each item's fieldRef (labels and
+    annotations as sorted `key="value"` lines, as kubelet writes them) or
+    resourceFieldRef (of the named container). Raises VolumeSourceError."""
+    src = vol.downward_api
+    if src is None:
+        raise VolumeSourceError(f"volume {vol.name!r} is not a downwardAPI volume")
+    mode = DEFAULT_MODE if src.default_mode is None else src.default_mode
+    files: list[VolumeFile] = []
+    for item in src.items:
+        path = _safe_path(item.path)
+        if path is None:
+            raise VolumeSourceError(f"invalid path {item.path!r}")
+        try:
+            if item.field_ref is not None:
+                value = field_ref_value(pod, item.field_ref.field_path)
+            elif item.resource_field_ref is not None:
+                ref = item.resource_field_ref
+                container = pod.spec.container(ref.container_name)
+                if container is None:
+                    raise VolumeSourceError(f"container {ref.container_name!r} not found")
+                value = resource_field_value(ref, pod, container, node_allocatable=node_allocatable)
+            else:
+                continue
+        except EnvError as exc:
+            raise VolumeSourceError(str(exc)) from exc
+        files.append(VolumeFile(path, value.encode(), mode if item.mode is None else item.mode))
+    return files
 
 
 def mount_failure(volume: str, why: str) -> str:

@@ -54,6 +54,7 @@ from services.node_agent.logic.config_refs import (
     EMPTY_CONFIG,
     PodConfig,
     VolumeSourceError,
+    downward_api_files,
     volume_files,
 )
 from services.node_agent.logic.container_status import WaitingReason
@@ -619,8 +620,16 @@ class OciRuntime:
             if write_payload(path, files):
                 self._apply_fs_group(path, fs_group)
             return str(path), True  # always read-only, as in Kubernetes
-        kind = "downward_api" if vol.downward_api is not None else "this volume type"
-        raise failed(f"{kind} volumes are not supported by the podbus oci runtime")
+        if vol.downward_api is not None:
+            try:
+                files = downward_api_files(pod, vol)
+            except VolumeSourceError as exc:
+                raise failed(str(exc)) from exc
+            path = p.dir / "volumes" / vol.name
+            if write_payload(path, files):
+                self._apply_fs_group(path, fs_group)
+            return str(path), True
+        raise failed("this volume type is not supported by the podbus oci runtime")
 
     def _host_path(self, vol: Volume, failed: Any) -> str:
         assert vol.host_path is not None

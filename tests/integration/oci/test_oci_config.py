@@ -1,6 +1,7 @@
 """ConfigMaps and Secrets in real containers: env (configMapKeyRef,
-secretKeyRef, envFrom with a prefix), configMap and secret volumes laid out
-as kubelet's AtomicWriter lays them out (read-only, item paths and modes),
+secretKeyRef, envFrom with a prefix), configMap, secret and downwardAPI
+volumes laid out as kubelet's AtomicWriter lays them out (read-only, item
+paths and modes),
 and a missing object keeping the container waiting with kubelet's message
 until it is created."""
 
@@ -42,7 +43,8 @@ async def test_env_and_volumes_from_config_maps_and_secrets(oci: OciHarness) -> 
     script = (
         'echo "G=$GREETING P=$DB_PASSWORD C=$CFG_greeting"; cat /etc/cfg/app.conf; '
         "ls /etc/cfg; readlink /etc/cfg/..data | cut -c1-3; cat /etc/sec/pw; echo; "
-        "stat -c 'mode=%a' /etc/sec/..data/pw; touch /etc/cfg/new 2>&1 | grep -o Read-only"
+        "stat -c 'mode=%a' /etc/sec/..data/pw; touch /etc/cfg/new 2>&1 | grep -o Read-only; "
+        "cat /etc/podinfo/labels; echo; cat /etc/podinfo/name; echo"
     )
     pod = make_pod(
         "cfg",
@@ -60,6 +62,7 @@ async def test_env_and_volumes_from_config_maps_and_secrets(oci: OciHarness) -> 
                 "volumeMounts": [
                     {"name": "cfg", "mountPath": "/etc/cfg"},
                     {"name": "sec", "mountPath": "/etc/sec"},
+                    {"name": "podinfo", "mountPath": "/etc/podinfo"},
                 ],
             }
         ],
@@ -69,8 +72,12 @@ async def test_env_and_volumes_from_config_maps_and_secrets(oci: OciHarness) -> 
             {"name": "sec", "secret": {"secretName": "db",
                                        "items": [{"key": "password", "path": "pw",
                                                   "mode": 0o400}]}},
+            {"name": "podinfo", "downwardAPI": {"items": [
+                {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
         ],
     )  # fmt: skip
+    pod.metadata.labels = {"app": "cfg", "tier": "web"}
     await oci.store.create(pod)
     done = await phase(oci, "cfg", "Succeeded")
     out = await logs(oci, done, "app")
@@ -83,6 +90,9 @@ async def test_env_and_volumes_from_config_maps_and_secrets(oci: OciHarness) -> 
         "s3cr3t",
         "mode=400",
         "Read-only",
+        'app="cfg"',
+        'tier="web"',
+        "cfg",
     ], out
     await delete_and_wait(oci, "cfg")
 

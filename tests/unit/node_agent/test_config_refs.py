@@ -17,6 +17,7 @@ from services.node_agent.logic.config_refs import (
     VolumeFile,
     VolumeSourceError,
     check_container_config,
+    downward_api_files,
     referenced,
     volume_files,
 )
@@ -124,3 +125,25 @@ def test_atomic_writer_swaps_data_and_drops_what_went(tmp_path: Path) -> None:
     assert os.readlink(d / "..data") != first and not (d / first).exists()
     assert (d / "a").read_bytes() == b"changed" and not (d / "sub").exists()
     assert sorted(p.name for p in d.iterdir() if not p.name.startswith("..")) == ["a"]
+
+
+def test_downward_api_files_as_kubelet_writes_them() -> None:
+    pod = _pod(
+        {"resources": {"limits": {"memory": "64Mi"}}},
+        [{"name": "info", "downwardAPI": {"defaultMode": 0o600, "items": [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}, "mode": 0o644},
+            {"path": "mem", "resourceFieldRef": {"containerName": "app",
+                                                 "resource": "limits.memory", "divisor": "1Mi"}},
+        ]}}],
+    )  # fmt: skip
+    pod.metadata.labels = {"tier": "web", "app": 'say "hi"'}
+    assert downward_api_files(pod, pod.spec.volumes[0]) == [
+        VolumeFile("labels", b'app="say \\"hi\\""\ntier="web"', 0o600),
+        VolumeFile("name", b"p", 0o644),
+        VolumeFile("mem", b"64", 0o600),
+    ]
+    bad = _vol({"downwardAPI": {"items": [
+        {"path": "x", "resourceFieldRef": {"containerName": "nope", "resource": "limits.cpu"}}]}})  # fmt: skip
+    with pytest.raises(VolumeSourceError, match="container 'nope' not found"):
+        downward_api_files(pod, bad)
