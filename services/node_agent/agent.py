@@ -44,7 +44,7 @@ from podmodel.node_api import (
 )
 from podmodel.pod import Pod
 from podmodel.probing import ProbeAssignment, ProbeResult
-from podmodel.subjects import node_exec, node_logs
+from podmodel.subjects import node_exec, node_logs, untoken, watch_kind
 from servicekit.bus import Bus, decode_payload, wants_json
 from servicekit.informer import Informer
 from servicekit.store import Store
@@ -155,6 +155,10 @@ class NodeAgent:
         if self.probe_link is not None:
             tasks.append(asyncio.create_task(self.probe_link.run(), name=f"probes {self.node}"))
         try:
+            for kind in ("configmap", "secret"):
+                self._subs.append(
+                    await self.nc.subscribe(watch_kind(kind), cb=self._on_config_event)
+                )
             if self.config.serve_node_api:
                 await self._serve_node_api()
             if self.static is not None or self.probe_link is not None:
@@ -335,6 +339,22 @@ class NodeAgent:
     def pod_gone(self, uid: str) -> None:
         if self.probe_link is not None:
             self.probe_link.forget(uid)
+
+    async def _on_config_event(self, msg: Msg) -> None:
+        """podbus.watch.<configmap|secret>.<ns>.<name>: wake the workers of
+        the pods that name it (the subject says which; the object is not
+        read here)."""
+        parts = msg.subject.split(".")
+        if len(parts) != 5:
+            return
+        kind, ns, name = parts[2], untoken(parts[3]), untoken(parts[4])
+        for worker, _task in self.workers.values():
+            pod = worker.pod
+            if pod.metadata.namespace != ns:
+                continue
+            cms, secrets = referenced(pod)
+            if name in (cms if kind == "configmap" else secrets):
+                worker.config_changed()
 
     async def config_objects(self, pod: Pod) -> PodConfig:
         """Read at each start pass, as the kubelet reads them when it makes

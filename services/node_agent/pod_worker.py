@@ -48,7 +48,11 @@ from services.node_agent.logic.actions import (
     container_grace_seconds,
 )
 from services.node_agent.logic.backoff import CrashBackoff
-from services.node_agent.logic.config_refs import EMPTY_CONFIG, PodConfig
+from services.node_agent.logic.config_refs import (
+    EMPTY_CONFIG,
+    PodConfig,
+    has_refreshed_volumes,
+)
 from services.node_agent.logic.container_status import POST_START_HOOK_ERROR, WaitingReason
 from services.node_agent.logic.phase import is_terminal
 from services.node_agent.logic.probe_assignment import pod_probe_assignments
@@ -71,6 +75,11 @@ START_RETRY_SECONDS = 1.0
 PASS_RETRY_SECONDS = 1.0
 #: a worker with nothing scheduled still looks again this often (repairs anything missed)
 IDLE_RESYNC_SECONDS = 60.0
+#: configMap / secret / downwardAPI volumes are brought up to date at most this
+#: often (and at each idle resync, so a changed ConfigMap shows within a minute,
+#: as kubelet's sync period makes it); a change of the pod's labels or
+#: annotations at once
+VOLUME_REFRESH_SECONDS = 5.0
 
 
 class WorkerHost(Protocol):
@@ -124,6 +133,7 @@ def _wakes(old: Pod, new: Pod) -> bool:
         or a.deletion_grace_period_seconds != b.deletion_grace_period_seconds
         or a.generation != b.generation
         or a.annotations != b.annotations
+        or a.labels != b.labels  # downwardAPI volumes show them
         or old.spec != new.spec
     )
 
@@ -169,6 +179,8 @@ class PodWorker:
         self._backoff_reported: dict[str, float] = {}
         self._eviction_reported = False
         self._pod_ip = ""
+        self._volumes_due = 0.0
+        self._volumes_meta: tuple[dict[str, str], dict[str, str]] | None = None
         self.first_pass = asyncio.Event()  # set once a pass reported its status and probes
 
     # -------------------------------------------------------------- from the agent
@@ -186,6 +198,12 @@ class PodWorker:
         self._wake.set()
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def config_changed(self) -> None:
+        """A ConfigMap or Secret the pod names changed: a waiting start is
+        retried and the volumes are refreshed at the next pass."""
+        self._volumes_due = 0.0
         self._wake.set()
 
     def set_mirror(self, mirror: Pod | None) -> None:
@@ -277,8 +295,27 @@ class PodWorker:
             return True
         if await self._perform(pod, obs, actions, now):
             return False  # look again at once: what we did changed things
+        await self._refresh_volumes(pod, obs)
         await self._sleep(actions, obs)
         return False
+
+    async def _refresh_volumes(self, pod: Pod, obs: Observation) -> None:
+        """kubelet's periodic remount: the files of configMap, secret and
+        downwardAPI volumes follow their sources while the pod runs."""
+        if (
+            obs.sandbox is None
+            or pod.metadata.deletion_timestamp is not None
+            or self._terminal
+            or not has_refreshed_volumes(pod)
+        ):
+            return
+        meta = (pod.metadata.labels, pod.metadata.annotations)
+        now = self.clock()
+        if now < self._volumes_due and meta == self._volumes_meta:
+            return
+        self._volumes_due = now + VOLUME_REFRESH_SECONDS
+        self._volumes_meta = meta
+        await self.runtime.refresh_volumes(pod, await self.host.config_objects(pod))
 
     async def _sleep(self, actions: PodActions, obs: Observation) -> None:
         times = [t for t in (actions.requeue_at, obs.next_change_at, self._retry_at) if t]

@@ -85,6 +85,11 @@ class Runtime(Protocol):
         """Create and start one container attempt after `previous`; `config`:
         the ConfigMaps and Secrets the pod names (EMPTY_CONFIG when none)."""
 
+    async def refresh_volumes(self, pod: Pod, config: PodConfig) -> None:
+        """Bring the files of the pod's configMap, secret and downwardAPI
+        volumes up to date (kubelet's periodic remount); a source that is
+        gone leaves the files as they were."""
+
     async def stop_container(
         self, pod: Pod, record: ContainerRecord, grace_seconds: float, *, pre_stop: bool
     ) -> None:

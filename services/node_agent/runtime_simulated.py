@@ -260,6 +260,9 @@ class SimulatedRuntime:
         )
         return self._observed(self._pod(pod).containers[container.name], now)
 
+    async def refresh_volumes(self, pod: Pod, config: PodConfig) -> None:
+        return None  # no files
+
     async def stop_container(
         self, pod: Pod, record: ContainerRecord, grace_seconds: float, *, pre_stop: bool
     ) -> None:

@@ -177,6 +177,15 @@ def downward_api_files(
     return files
 
 
+def has_refreshed_volumes(pod: Pod) -> bool:
+    """Whether the pod has volumes whose files follow their sources
+    (configMap, secret, downwardAPI)."""
+    return any(
+        v.config_map is not None or v.secret is not None or v.downward_api is not None
+        for v in pod.spec.volumes
+    )
+
+
 def mount_failure(volume: str, why: str) -> str:
     """kubelet's FailedMount message."""
     return f'MountVolume.SetUp failed for volume "{volume}" : {why}'

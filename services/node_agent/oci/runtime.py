@@ -959,6 +959,34 @@ class OciRuntime:
             ]
         return message
 
+    async def refresh_volumes(self, pod: Pod, config: PodConfig) -> None:
+        p = self._pods.get(pod.metadata.uid)
+        if p is None or p.sandbox is None:
+            return
+        psc = pod.spec.security_context
+        fs_group = psc.fs_group if psc is not None else None
+
+        def refresh() -> None:
+            for vol in pod.spec.volumes:
+                path = p.dir / "volumes" / vol.name
+                if not path.is_dir():
+                    continue  # not set up yet: the next start does it
+                try:
+                    if vol.downward_api is not None:
+                        files = downward_api_files(pod, vol)
+                    elif vol.config_map is not None or vol.secret is not None:
+                        files = volume_files(vol, config)
+                    else:
+                        continue
+                except VolumeSourceError as exc:
+                    # kubelet keeps the files it had when the source went away
+                    log.debug("volume %s of pod %s kept as it was: %s", vol.name, p.uid, exc)
+                    continue
+                if write_payload(path, files):
+                    self._apply_fs_group(path, fs_group)
+
+        await asyncio.to_thread(refresh)
+
     async def stop_container(
         self, pod: Pod, record: ContainerRecord, grace_seconds: float, *, pre_stop: bool
     ) -> None:

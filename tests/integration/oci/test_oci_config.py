@@ -126,3 +126,38 @@ async def test_a_missing_config_map_keeps_the_container_waiting_until_it_exists(
 
     await wait_for(printed, T, interval=0.05, message="the value in the container")
     await delete_and_wait(oci, "needs-env", "needs-vol")
+
+
+async def test_mounted_files_follow_the_config_map_and_the_labels(oci: OciHarness) -> None:
+    """As the kubelet's periodic remount does (here at once: a ConfigMap
+    event wakes the pods that name it)."""
+    await oci.store.create(ConfigMap(metadata=_meta("live"), data={"level": "info"}))
+    pod = make_pod(
+        "follows",
+        [{"name": "app", "command": ["sleep", "3600"],
+          "volumeMounts": [{"name": "cfg", "mountPath": "/cfg"},
+                           {"name": "info", "mountPath": "/info"}]}],
+        volumes=[{"name": "cfg", "configMap": {"name": "live"}},
+                 {"name": "info", "downwardAPI": {"items": [
+                     {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}],
+    )  # fmt: skip
+    pod.metadata.labels = {"v": "1"}
+    await oci.store.create(pod)
+    running = await phase(oci, "follows", "Running")
+
+    async def shows(path: str, want: str) -> bool:
+        result = await oci.runtime.exec(running, "app", ["cat", path])
+        return result.stdout.decode() == want
+
+    assert await shows("/cfg/level", "info") and await shows("/info/labels", 'v="1"')
+    cm = await oci.store.get(ConfigMap, "default", "live")
+    assert cm is not None
+    cm.data = {"level": "debug"}
+    await oci.store.update(cm)
+    await wait_for(lambda: shows("/cfg/level", "debug"), 10, message="the new value in the pod")
+    current = await oci.pod("follows")
+    assert current is not None
+    current.metadata.labels = {"v": "2"}
+    await oci.store.update(current)
+    await wait_for(lambda: shows("/info/labels", 'v="2"'), 10, message="the new labels in the pod")
+    await delete_and_wait(oci, "follows")
