@@ -90,6 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     oci.add_argument("--runc-root", default="", help="runc's state (default: <run-dir>/runc)")
     oci.add_argument(
+        "--seccomp-root",
+        default="/var/lib/podbus/seccomp",
+        help="where seccompProfile.localhostProfile paths point (kubelet: <root-dir>/seccomp)",
+    )
+    oci.add_argument(
         "--image-root", default=os.environ.get("PODBUS_IMAGE_ROOT", "/var/lib/podbus/images")
     )
     oci.add_argument(
@@ -135,6 +140,7 @@ def oci_config(args: argparse.Namespace) -> OciConfig:
     return OciConfig(
         state_dir=args.state_dir,
         run_dir=args.run_dir,
+        seccomp_root=args.seccomp_root,
         runc_root=args.runc_root,
         image_root=args.image_root,
         bridge=args.bridge,

@@ -76,6 +76,7 @@ from services.node_agent.oci.podfiles import (
 )
 from services.node_agent.oci.spec import (
     CREATE_CONTAINER_CONFIG_ERROR,
+    CREATE_CONTAINER_ERROR,
     BuiltSpec,
     Mount,
     Namespaces,
@@ -111,6 +112,8 @@ class OciConfig:
     #: `<run_dir>/runc`, on the same tmpfs
     runc_root: str = ""
     image_root: str = DEFAULT_IMAGE_ROOT
+    #: where Localhost seccomp profiles are (kubelet: <root-dir>/seccomp)
+    seccomp_root: str = "/var/lib/podbus/seccomp"
     bridge: str = "podbus0"
     pod_cidr: str = "10.88.0.0/16"
     netns_prefix: str = "pb"
@@ -803,6 +806,7 @@ class OciRuntime:
                         "io.podbus.pod.uid": uid,
                         "io.podbus.container.name": container.name,
                     },
+                    load_seccomp=self._load_seccomp,
                 )
             )
         except SpecError as exc:
@@ -829,6 +833,36 @@ class OciRuntime:
         }
         _write_json(adir / "meta.json", meta)
         return built, meta
+
+    def _load_seccomp(self, localhost_profile: str) -> Mapping[str, Any]:
+        """A Localhost profile from the seccomp root, as containerd loads it."""
+        root = Path(self.config.seccomp_root)
+        path = root / localhost_profile
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise SpecError(
+                f"failed to generate spec: seccomp profile {localhost_profile!r} is outside {root}",
+                CREATE_CONTAINER_ERROR,
+            )
+        try:
+            data = json.loads(path.read_bytes())
+        except OSError as exc:
+            why = (exc.strerror or str(exc)).lower()
+            raise SpecError(
+                f'failed to generate spec: cannot load seccomp profile "{path}": '
+                f"open {path}: {why}",
+                CREATE_CONTAINER_ERROR,
+            ) from exc
+        except ValueError as exc:
+            raise SpecError(
+                f'failed to generate spec: decoding seccomp profile "{path}" failed: {exc}',
+                CREATE_CONTAINER_ERROR,
+            ) from exc
+        if not isinstance(data, dict):
+            raise SpecError(
+                f'failed to generate spec: seccomp profile "{path}" is not a JSON object',
+                CREATE_CONTAINER_ERROR,
+            )
+        return data
 
     def _prune_attempts(self, cdir: Path, keep_from: int) -> None:
         for parent in (cdir, self._data(cdir)):

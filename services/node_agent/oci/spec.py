@@ -12,8 +12,9 @@ image config, the way kubelet + containerd's CRI plugin build it.
 - capabilities: containerd's default set with add/drop (`ALL` understood),
   everything when privileged; allowPrivilegeEscalation false ->
   noNewPrivileges; readOnlyRootFilesystem -> root.readonly.
-- seccomp: RuntimeDefault / Localhost(not supported -> error) / Unconfined
-  (the default when unset, as kubelet without SeccompDefault).
+- seccomp: RuntimeDefault / Localhost (a Docker-format or OCI profile under
+  the node's seccomp root, read through `SpecInput.load_seccomp`) /
+  Unconfined (the default when unset, as kubelet without SeccompDefault).
 - cgroups: memory limit, cpu quota from the limit and shares from the
   request (kubelet's MilliCPUToQuota / MilliCPUToShares), pids limit;
   oom_score_adj by QoS class.
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import posixpath
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -214,6 +215,9 @@ class SpecInput:
     pids_limit: int = 0
     node_memory_bytes: int = 0
     annotations: Mapping[str, str] = field(default_factory=dict)
+    #: reads a Localhost seccomp profile by its localhostProfile path (raises
+    #: SpecError); None: Localhost profiles cannot be used
+    load_seccomp: Callable[[str], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,18 +396,80 @@ def capabilities(sc: SecurityContext) -> list[str]:
     return out
 
 
-def seccomp_profile(sc: SecurityContext, caps: Sequence[str]) -> dict[str, Any] | None:
+#: Docker profile arch names of this machine (archMap / includes.arches)
+_HOST_ARCHES = {
+    "x86_64": ("amd64", "SCMP_ARCH_X86_64"),
+    "aarch64": ("arm64", "SCMP_ARCH_AARCH64"),
+}
+_SYSCALL_KEYS = ("names", "action", "errnoRet", "args")
+
+
+def _applies(rule: Mapping[str, Any], caps: Sequence[str], arches: Sequence[str]) -> bool:
+    """A Docker profile rule's includes / excludes (caps, arches); minKernel
+    is not checked (any kernel runc runs on here is newer)."""
+    inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
+    if inc.get("caps") and not all(c in caps for c in inc["caps"]):
+        return False
+    if inc.get("arches") and not any(a in arches for a in inc["arches"]):
+        return False
+    if exc.get("caps") and any(c in caps for c in exc["caps"]):
+        return False
+    return not (exc.get("arches") and any(a in arches for a in exc["arches"]))
+
+
+def seccomp_from_profile(
+    raw: Mapping[str, Any], caps: Sequence[str], machine: str = "x86_64"
+) -> dict[str, Any]:
+    """A Localhost profile (Docker's format, as containerd reads it, or the
+    OCI section itself) as runc's linux.seccomp: architectures from archMap
+    for this machine, rules kept when their includes/excludes match the
+    container's capabilities, `name` read as `names`."""
+    if not isinstance(raw.get("defaultAction"), str):
+        raise SpecError(
+            "failed to generate spec: seccomp profile has no defaultAction",
+            CREATE_CONTAINER_ERROR,
+        )
+    host = _HOST_ARCHES.get(machine, (machine, ""))
+    out: dict[str, Any] = {"defaultAction": raw["defaultAction"]}
+    for key in ("defaultErrnoRet", "flags", "listenerPath", "listenerMetadata"):
+        if key in raw:
+            out[key] = raw[key]
+    arches = list(raw.get("architectures") or [])
+    for entry in raw.get("archMap") or []:
+        if entry.get("architecture") == host[1] and not arches:
+            arches = [entry["architecture"], *(entry.get("subArchitectures") or [])]
+    if arches:
+        out["architectures"] = arches
+    syscalls = []
+    for rule in raw.get("syscalls") or []:
+        if not _applies(rule, caps, (host[0], *arches)):
+            continue
+        names = list(rule.get("names") or ([rule["name"]] if rule.get("name") else []))
+        if not names:
+            continue
+        syscalls.append({**{k: rule[k] for k in _SYSCALL_KEYS if k in rule}, "names": names})
+    out["syscalls"] = syscalls
+    return out
+
+
+def seccomp_profile(
+    sc: SecurityContext,
+    caps: Sequence[str],
+    load: Callable[[str], Mapping[str, Any]] | None = None,
+) -> dict[str, Any] | None:
     """None (unconfined) or the runc seccomp section."""
     profile = sc.seccomp_profile
     kind = profile.type if profile is not None else ""
     if sc.privileged or kind in ("", "Unconfined"):
         return None
     if kind == "Localhost":
-        raise SpecError(
-            "failed to generate spec: Localhost seccomp profiles are not supported by the "
-            "podbus oci runtime",
-            CREATE_CONTAINER_ERROR,
-        )
+        assert profile is not None
+        if load is None:
+            raise SpecError(
+                "failed to generate spec: this node cannot load Localhost seccomp profiles",
+                CREATE_CONTAINER_ERROR,
+            )
+        return seccomp_from_profile(load(profile.localhost_profile or ""), caps)
     if kind != "RuntimeDefault":
         raise SpecError(f"failed to generate spec: unknown seccomp profile type {kind!r}",
                         CREATE_CONTAINER_ERROR)  # fmt: skip
@@ -625,7 +691,7 @@ def build_spec(si: SpecInput) -> BuiltSpec:
     else:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
-    seccomp = seccomp_profile(sc, caps)
+    seccomp = seccomp_profile(sc, caps, si.load_seccomp)
     if seccomp is not None:
         linux["seccomp"] = seccomp
     mounts = default_mounts(privileged)

@@ -57,6 +57,7 @@ def oci_config() -> Iterator[OciConfig]:
     config = OciConfig(
         state_dir=str(base / "state"),
         run_dir=str(base / "run"),
+        seccomp_root=str(base / "seccomp"),
         image_root=str(base / "images"),
         bridge=tag,
         pod_cidr=f"10.{200 + n % 50}.{n % 250}.0/24",

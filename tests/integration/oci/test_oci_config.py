@@ -7,6 +7,8 @@ until it is created."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from podmodel.config import ConfigMap, Secret, encode_base64
@@ -161,3 +163,32 @@ async def test_mounted_files_follow_the_config_map_and_the_labels(oci: OciHarnes
     await oci.store.update(current)
     await wait_for(lambda: shows("/info/labels", 'v="2"'), 10, message="the new labels in the pod")
     await delete_and_wait(oci, "follows")
+
+
+async def test_localhost_seccomp_profile_is_enforced(oci: OciHarness) -> None:
+    """A Docker-format profile under the node's seccomp root, as
+    `seccompProfile: {type: Localhost, localhostProfile: ...}` names it."""
+    root = Path(oci.config.seccomp_root) / "profiles"
+    root.mkdir(parents=True, exist_ok=True)
+    deny_mkdir = {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [deny_mkdir]}
+    (root / "no-mkdir.json").write_text(json.dumps(profile))
+
+    def sc(name: str) -> dict[str, Any]:
+        return {"seccompProfile": {"type": "Localhost", "localhostProfile": f"profiles/{name}"}}
+
+    mkdir = {"name": "app", "command": ["sh", "-c", "mkdir /tmp/x; echo rc=$?"],
+             "securityContext": sc("no-mkdir.json")}  # fmt: skip
+    await oci.store.create(make_pod("sc-local", [mkdir], restartPolicy="Never"))
+    missing_profile = {"name": "app", "command": ["true"], "securityContext": sc("absent.json")}
+    await oci.store.create(make_pod("sc-missing", [missing_profile]))
+    done = await phase(oci, "sc-local", "Succeeded")
+    out = await logs(oci, done, "app")
+    assert "Operation not permitted" in out and "rc=1" in out, out
+    w = await _waiting(oci, "sc-missing", "CreateContainerError")
+    missing = Path(oci.config.seccomp_root) / "profiles" / "absent.json"
+    assert w.message == (
+        f'failed to generate spec: cannot load seccomp profile "{missing}": '
+        f"open {missing}: no such file or directory"
+    )
+    await delete_and_wait(oci, "sc-local", "sc-missing")

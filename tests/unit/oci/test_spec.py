@@ -163,8 +163,61 @@ def test_seccomp() -> None:
     unconfined = pod({"securityContext": rd},
                      securityContext={"seccompProfile": {"type": "Unconfined"}})  # fmt: skip
     assert "seccomp" not in build(unconfined).config["linux"]
-    with pytest.raises(SpecError, match="Localhost"):
+    with pytest.raises(SpecError, match="cannot load Localhost seccomp profiles"):
         build(pod(securityContext={"seccompProfile": {"type": "Localhost"}}))
+
+
+DOCKER_PROFILE: dict[str, Any] = {
+    "defaultAction": "SCMP_ACT_ERRNO",
+    "defaultErrnoRet": 1,
+    "archMap": [
+        {"architecture": "SCMP_ARCH_X86_64",
+         "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+        {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]},
+    ],
+    "syscalls": [
+        {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW", "comment": "basics"},
+        {"name": "personality", "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+        {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["amd64"]}},
+        {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_PTRACE"]}},
+    ],
+}  # fmt: skip
+
+
+def test_localhost_seccomp_profiles_in_dockers_format() -> None:
+    loaded: list[str] = []
+
+    def load(path: str) -> dict[str, Any]:
+        loaded.append(path)
+        return DOCKER_PROFILE
+
+    sc = {"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/p.json"}}
+    sec = build(pod(securityContext=sc), load_seccomp=load).config["linux"]["seccomp"]
+    assert loaded == ["profiles/p.json"]
+    assert sec == {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW"},
+        ],
+    }  # fmt: skip
+    admin = {**sc, "capabilities": {"add": ["SYS_ADMIN", "SYS_PTRACE"]}}
+    names = [
+        r["names"][0]
+        for r in build(pod(securityContext=admin), load_seccomp=load).config["linux"]["seccomp"][
+            "syscalls"
+        ]
+    ]
+    assert "mount" in names and "ptrace" not in names
+    with pytest.raises(SpecError, match="no defaultAction"):
+        build(pod(securityContext=sc), load_seccomp=lambda _p: {"syscalls": []})
 
 
 def test_resources_and_oom_score() -> None:
