@@ -56,6 +56,16 @@ from services.workload_controller.logic.deployment import (
 
 log = logging.getLogger(__name__)
 
+
+def invalid(kind: str, name: str, problems: list[FieldError]) -> ApiError:
+    """The 422 reply that lists every invalid field."""
+    return ApiError(
+        ErrorReply(
+            error=f"{kind} {name!r} is invalid", reason="Invalid", code=422, details=problems
+        )
+    )
+
+
 QUEUE = "workload-controller"
 
 #: The cyclic GC's first-generation threshold in an intake process (Python's
@@ -278,14 +288,7 @@ class Intake:
             elif isinstance(obj, ConfigMap | Secret) and type(existing) is type(obj):
                 problems = validate_config_update(obj, existing)
             if problems:
-                raise ApiError(
-                    ErrorReply(
-                        error=f"{obj.KIND} {meta.name!r} is invalid",
-                        reason="Invalid",
-                        code=422,
-                        details=problems,
-                    )
-                )
+                raise invalid(obj.KIND, meta.name, problems)
             if dry_run:
                 return obj, warnings, False
             stored = await self.store.update(obj)
@@ -383,14 +386,7 @@ async def add_ephemeral(store: Store, req: EphemeralRequest) -> Any:
             wanted = [*pod.spec.ephemeral_containers, req.container]
         problems = validate_ephemeral_update(pod, wanted)
         if problems:
-            raise ApiError(
-                ErrorReply(
-                    error=f"Pod {req.name!r} is invalid",
-                    reason="Invalid",
-                    code=422,
-                    details=problems,
-                )
-            )
+            raise invalid("Pod", req.name, problems)
         pod.spec.ephemeral_containers = wanted
         return to_builtins(await store.update(pod))
     except StoreError as exc:

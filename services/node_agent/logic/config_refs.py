@@ -177,13 +177,22 @@ def downward_api_files(
     return files
 
 
+def projected_files(pod: Pod, vol: Volume, config: PodConfig) -> list[VolumeFile]:
+    """The files of a configMap, secret or downwardAPI volume (raises
+    VolumeSourceError)."""
+    if vol.downward_api is not None:
+        return downward_api_files(pod, vol)
+    return volume_files(vol, config)
+
+
+def is_projected(vol: Volume) -> bool:
+    """A volume whose files the node writes from a source (configMap,
+    secret, downwardAPI) and keeps following it."""
+    return vol.config_map is not None or vol.secret is not None or vol.downward_api is not None
+
+
 def has_refreshed_volumes(pod: Pod) -> bool:
-    """Whether the pod has volumes whose files follow their sources
-    (configMap, secret, downwardAPI)."""
-    return any(
-        v.config_map is not None or v.secret is not None or v.downward_api is not None
-        for v in pod.spec.volumes
-    )
+    return any(is_projected(v) for v in pod.spec.volumes)
 
 
 def mount_failure(volume: str, why: str) -> str:

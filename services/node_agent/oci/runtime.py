@@ -54,8 +54,8 @@ from services.node_agent.logic.config_refs import (
     EMPTY_CONFIG,
     PodConfig,
     VolumeSourceError,
-    downward_api_files,
-    volume_files,
+    is_projected,
+    projected_files,
 )
 from services.node_agent.logic.container_status import WaitingReason
 from services.node_agent.logic.env import EnvError, container_env
@@ -613,9 +613,9 @@ class OciRuntime:
                 os.chmod(path, 0o777)
                 self._apply_fs_group(path, fs_group)
             return str(path), vol.persistent_volume_claim.read_only
-        if vol.config_map is not None or vol.secret is not None:
+        if is_projected(vol):
             try:
-                files = volume_files(vol, config)
+                files = projected_files(pod, vol, config)
             except VolumeSourceError as exc:
                 raise failed(str(exc)) from exc
             # in the run dir: in memory, as kubelet keeps secret volumes on a tmpfs
@@ -623,15 +623,6 @@ class OciRuntime:
             if write_payload(path, files):
                 self._apply_fs_group(path, fs_group)
             return str(path), True  # always read-only, as in Kubernetes
-        if vol.downward_api is not None:
-            try:
-                files = downward_api_files(pod, vol)
-            except VolumeSourceError as exc:
-                raise failed(str(exc)) from exc
-            path = p.dir / "volumes" / vol.name
-            if write_payload(path, files):
-                self._apply_fs_group(path, fs_group)
-            return str(path), True
         raise failed("this volume type is not supported by the podbus oci runtime")
 
     def _host_path(self, vol: Volume, failed: Any) -> str:
@@ -1003,15 +994,10 @@ class OciRuntime:
         def refresh() -> None:
             for vol in pod.spec.volumes:
                 path = p.dir / "volumes" / vol.name
-                if not path.is_dir():
-                    continue  # not set up yet: the next start does it
+                if not is_projected(vol) or not path.is_dir():
+                    continue  # (not set up yet: the next start does it)
                 try:
-                    if vol.downward_api is not None:
-                        files = downward_api_files(pod, vol)
-                    elif vol.config_map is not None or vol.secret is not None:
-                        files = volume_files(vol, config)
-                    else:
-                        continue
+                    files = projected_files(pod, vol, config)
                 except VolumeSourceError as exc:
                     # kubelet keeps the files it had when the source went away
                     log.debug("volume %s of pod %s kept as it was: %s", vol.name, p.uid, exc)
