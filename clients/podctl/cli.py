@@ -61,6 +61,7 @@ from clients.podctl.rollout_logic import (
     WaitFor,
     apply_edits,
     condition_met,
+    daemonset_rollout,
     deployment_rollout,
     history,
     jsonpath,
@@ -1120,7 +1121,7 @@ async def _must_get(c: PodbusClient, res: Resource, ns: str, name: str) -> Obj:
 async def cmd_rollout(c: PodbusClient, args: argparse.Namespace) -> int:
     action = args.action
     kinds = (
-        ("Deployment", "StatefulSet")
+        ("Deployment", "StatefulSet", "DaemonSet")
         if action in ("status", "restart", "history", "undo")
         else ("Deployment",)
     )
@@ -1134,11 +1135,10 @@ async def cmd_rollout(c: PodbusClient, args: argparse.Namespace) -> int:
 
         async def finished() -> bool:
             current = await _must_get(c, res, ns, name)
-            state = (
-                deployment_rollout(current)
-                if res.kind == "Deployment"
-                else statefulset_rollout(current)
+            viewer = {"Deployment": deployment_rollout, "DaemonSet": daemonset_rollout}.get(
+                res.kind, statefulset_rollout
             )
+            state = viewer(current)
             if state.message != last["msg"]:
                 last["msg"] = state.message
                 _out(state.message)
@@ -1264,6 +1264,13 @@ def _is_mirror(pod: Obj) -> bool:
     return "kubernetes.io/config.mirror" in ((pod.get("metadata") or {}).get("annotations") or {})
 
 
+def _daemon_managed(pod: Obj) -> bool:
+    return any(
+        r.get("controller") and r.get("kind") == "DaemonSet"
+        for r in (pod.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
 async def cmd_drain(c: PodbusClient, args: argparse.Namespace) -> int:
     timeout = parse_duration(args.timeout) if args.timeout else None
     code = 0
@@ -1281,12 +1288,22 @@ async def cmd_drain(c: PodbusClient, args: argparse.Namespace) -> int:
             )
             and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         ]
+        daemons = [p for p in pods if _daemon_managed(p)]
+        problems = []
         if bare and not args.force:
             listing = ", ".join(f"{_ns(p)}/{_name(p)}" for p in bare)
-            _err(
-                f'error: unable to drain node "{name}" due to error: cannot delete Pods that '
-                f"declare no controller (use --force to override): {listing}"
+            problems.append(
+                f"cannot delete Pods that declare no controller (use --force to override): {listing}"
             )
+        if daemons and not args.ignore_daemonsets:
+            listing = ", ".join(f"{_ns(p)}/{_name(p)}" for p in daemons)
+            problems.append(
+                "cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): "
+                + listing
+            )
+        if problems:
+            why = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
+            _err(f'error: unable to drain node "{name}" due to error: {why}')
             code = 1
             continue
         if bare:
@@ -1294,7 +1311,12 @@ async def cmd_drain(c: PodbusClient, args: argparse.Namespace) -> int:
                 "Warning: deleting Pods that declare no controller: "
                 + ", ".join(f"{_ns(p)}/{_name(p)}" for p in bare)
             )
-        victims = [p for p in pods if not _is_mirror(p)]
+        if daemons:
+            _err(
+                "Warning: ignoring DaemonSet-managed Pods: "
+                + ", ".join(f"{_ns(p)}/{_name(p)}" for p in daemons)
+            )
+        victims = [p for p in pods if not _is_mirror(p) and not _daemon_managed(p)]
         grace = args.grace_period if args.grace_period >= 0 else None
         for p in victims:
             _out(f"evicting pod {_ns(p)}/{_name(p)}")
@@ -1693,7 +1715,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("nodes", nargs="+", metavar="NODE")
     p.add_argument("--force", action="store_true", help="also delete pods without a controller")
     p.add_argument(
-        "--ignore-daemonsets", action="store_true", help="accepted; podbus has no DaemonSets"
+        "--ignore-daemonsets",
+        action="store_true",
+        help="leave DaemonSet-managed pods (their controller would put them back)",
     )
     p.add_argument(
         "--delete-emptydir-data",

@@ -497,8 +497,23 @@ def describe_generic(kind: str, obj: Obj, events: list[Obj], now: float) -> str:
     owner = _controlled_by(meta)
     if owner:
         w.line(0, "Controlled By:", owner)
-    if kind in ("ReplicaSet", "StatefulSet", "Job"):
+    if kind in ("ReplicaSet", "StatefulSet", "DaemonSet", "Job"):
         w.line(0, "Selector:", selector_text(spec.get("selector")))
+    if kind == "DaemonSet":
+        node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+        w.line(
+            0,
+            "Node-Selector:",
+            ",".join(f"{k}={v}" for k, v in sorted(node_selector.items())) or "<none>",
+        )
+        for label, key in (
+            ("Desired Number of Nodes Scheduled:", "desiredNumberScheduled"),
+            ("Current Number of Nodes Scheduled:", "currentNumberScheduled"),
+            ("Number of Nodes Scheduled with Up-to-date Pods:", "updatedNumberScheduled"),
+            ("Number of Nodes Scheduled with Available Pods:", "numberAvailable"),
+            ("Number of Nodes Misscheduled:", "numberMisscheduled"),
+        ):
+            w.line(0, label, str(status.get(key, 0)))
     if kind == "ReplicaSet":
         w.line(
             0,
@@ -565,7 +580,7 @@ def describe_generic(kind: str, obj: Obj, events: list[Obj], now: float) -> str:
                 w.line(0, f"{section.capitalize()}:")
                 for k, v in sorted(values.items()):
                     w.line(1, f"{k}:", str(v))
-    if kind in ("ReplicaSet", "StatefulSet", "Job") and spec.get("template"):
+    if kind in ("ReplicaSet", "StatefulSet", "DaemonSet", "Job") and spec.get("template"):
         _template_lines(w, spec["template"])
     if kind == "StatefulSet" and spec.get("volumeClaimTemplates"):
         w.line(0, "Volume Claims:")

@@ -36,6 +36,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("Deployment", "deployments", "apps", ("deploy", "deployment")),
     Resource("ReplicaSet", "replicasets", "apps", ("rs", "replicaset")),
     Resource("StatefulSet", "statefulsets", "apps", ("sts", "statefulset")),
+    Resource("DaemonSet", "daemonsets", "apps", ("ds", "daemonset")),
     Resource("Job", "jobs", "batch", ("job",)),
     Resource("Node", "nodes", "", ("no", "node"), namespaced=False),
     Resource("Event", "events", "", ("ev", "event")),
@@ -53,7 +54,14 @@ for _r in RESOURCES:
 
 #: kubectl's `all` category, as far as podbus serves it, in kubectl's order
 #: (pods, ..., deployments, replicasets, statefulsets, ..., jobs).
-ALL_CATEGORY: tuple[str, ...] = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "Job")
+ALL_CATEGORY: tuple[str, ...] = (
+    "Pod",
+    "DaemonSet",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "Job",
+)
 
 
 class UnknownResource(ValueError):

@@ -107,8 +107,8 @@ def _ready_condition(obj: Obj, kind: str) -> bool:
 
 def demo_progress(objects: list[Obj]) -> tuple[list[str], list[str]]:
     """(done, waiting) descriptions of the demo's objects, as they are now:
-    Deployments and StatefulSets with every replica ready, Jobs complete,
-    Pods ready."""
+    Deployments and StatefulSets with every replica ready, DaemonSets ready
+    on every node that should run them, Jobs complete, Pods ready."""
     done: list[str] = []
     waiting: list[str] = []
     for obj in objects:
@@ -120,6 +120,10 @@ def demo_progress(objects: list[Obj]) -> tuple[list[str], list[str]]:
             want = int(spec.get("replicas", 1))
             ready = int(status.get("readyReplicas") or 0)
             (done if ready >= want else waiting).append(f"{ref} {ready}/{want}")
+        elif kind == "DaemonSet":
+            want = int(status.get("desiredNumberScheduled") or 0)
+            ready = int(status.get("numberReady") or 0)
+            (done if want and ready >= want else waiting).append(f"{ref} {ready}/{want}")
         elif kind == "Job":
             if _ready_condition(obj, "Complete"):
                 done.append(f"{ref} Complete")

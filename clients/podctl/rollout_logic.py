@@ -109,6 +109,32 @@ def statefulset_rollout(s: Obj) -> RolloutState:
     )
 
 
+def daemonset_rollout(ds: Obj) -> RolloutState:
+    """kubectl's DaemonSetStatusViewer."""
+    meta, spec, status = ds.get("metadata") or {}, ds.get("spec") or {}, ds.get("status") or {}
+    name = meta.get("name", "")
+    if ((spec.get("updateStrategy") or {}).get("type") or "RollingUpdate") != "RollingUpdate":
+        raise RolloutError("rollout status is only available for RollingUpdate strategy type")
+    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return RolloutState("Waiting for daemon set spec update to be observed...", False)
+    desired = int(status.get("desiredNumberScheduled") or 0)
+    updated = int(status.get("updatedNumberScheduled") or 0)
+    available = int(status.get("numberAvailable") or 0)
+    if updated < desired:
+        return RolloutState(
+            f'Waiting for daemon set "{name}" rollout to finish: {updated} out of {desired} '
+            "new pods have been updated...",
+            False,
+        )
+    if available < desired:
+        return RolloutState(
+            f'Waiting for daemon set "{name}" rollout to finish: {available} of {desired} '
+            "updated pods are available...",
+            False,
+        )
+    return RolloutState(f'daemon set "{name}" successfully rolled out', True)
+
+
 # ------------------------------------------------------------------ history and undo
 
 

@@ -148,6 +148,25 @@ def secret_row(secret: Obj, now: float, wide: bool) -> list[str]:
     ]
 
 
+def daemonset_row(ds: Obj, now: float, wide: bool) -> list[str]:
+    spec, status = _spec(ds), _status(ds)
+    template_spec = (spec.get("template") or {}).get("spec") or {}
+    node_selector = template_spec.get("nodeSelector") or {}
+    row = [
+        _meta(ds).get("name", ""),
+        str(status.get("desiredNumberScheduled", 0)),
+        str(status.get("currentNumberScheduled", 0)),
+        str(status.get("numberReady", 0)),
+        str(status.get("updatedNumberScheduled", 0)),
+        str(status.get("numberAvailable", 0)),
+        ",".join(f"{k}={v}" for k, v in sorted(node_selector.items())) or "<none>",
+        age(_meta(ds).get("creationTimestamp"), now),
+    ]
+    if wide:
+        row += [*_containers_images(template_spec), selector_text(spec.get("selector"))]
+    return row
+
+
 def job_status_text(job: Obj) -> str:
     if _has_condition(job, "Complete"):
         return "Complete"
@@ -275,6 +294,10 @@ HEADERS: dict[str, tuple[list[str], list[str]]] = {
         ["CONTAINERS", "IMAGES", "SELECTOR"],
     ),
     "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"]),
+    "DaemonSet": (
+        ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+        ["CONTAINERS", "IMAGES", "SELECTOR"],
+    ),
     "Job": (
         ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
         ["CONTAINERS", "IMAGES", "SELECTOR"],
@@ -295,6 +318,7 @@ ROWS: dict[str, RowFn] = {
     "Deployment": deployment_row,
     "ReplicaSet": replicaset_row,
     "StatefulSet": statefulset_row,
+    "DaemonSet": daemonset_row,
     "Job": job_row,
     "Node": node_row,
     "Event": event_row,

@@ -1,12 +1,13 @@
 """The controllers' driver: informers in, pure plans, actions out.
 
 Owns one leadership term of the workload-controller's reconcilers
-(ReplicaSet, Deployment, StatefulSet, Job, garbage collector, node
-lifecycle, event expiry). `Controllers.run()` is the leader's work: it is
+(ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, garbage collector,
+node lifecycle, event expiry). `Controllers.run()` is the leader's work: it is
 started by servicekit.leader when this instance wins the lease and
 cancelled when the lease is lost, so every term starts from fresh caches.
 
-- Informers (pods, ReplicaSets, Deployments, StatefulSets, Jobs, Nodes)
+- Informers (pods, ReplicaSets, Deployments, StatefulSets, DaemonSets,
+  Jobs, Nodes)
   keep caches and indexes (dependents by controller uid, orphans by
   namespace, pods by node); their handlers only enqueue keys.
 - One level-triggered WorkQueue keyed by owner (kind, namespace, name);
@@ -38,11 +39,12 @@ from podmodel.meta import KubeObject, controller_of
 from podmodel.node import Node
 from podmodel.pod import Pod
 from podmodel.selector import selector_matches
-from podmodel.workloads import Deployment, Job, ReplicaSet, StatefulSet
+from podmodel.workloads import DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
 from servicekit.informer import Informer, rv_of
 from servicekit.store import Store
 
 from services.workload_controller.actuator import ActionFailed, Actuator, now_utc
+from services.workload_controller.logic.daemonset import plan_daemonset
 from services.workload_controller.logic.deployment import plan_deployment
 from services.workload_controller.logic.events import EventCorrelator
 from services.workload_controller.logic.gc import (
@@ -70,7 +72,7 @@ ObjKey = tuple[str, str]
 NODE_LIFECYCLE: Key = ("NodeLifecycle", "", "")
 GARBAGE_COLLECTOR: Key = ("GarbageCollector", "", "")
 EVENT_EXPIRY: Key = ("EventExpiry", "", "")
-POD_OWNER_KINDS = ("ReplicaSet", "StatefulSet", "Job")
+POD_OWNER_KINDS = ("ReplicaSet", "StatefulSet", "DaemonSet", "Job")
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class Controllers:
         self.replica_sets = self._informer(ReplicaSet)
         self.deployments = self._informer(Deployment)
         self.stateful_sets = self._informer(StatefulSet)
+        self.daemon_sets = self._informer(DaemonSet)
         self.jobs = self._informer(Job)
         self.nodes = self._informer(Node)
         self._by_kind: dict[str, Informer[Any]] = {
@@ -169,6 +172,7 @@ class Controllers:
             "ReplicaSet": self.replica_sets,
             "Deployment": self.deployments,
             "StatefulSet": self.stateful_sets,
+            "DaemonSet": self.daemon_sets,
             "Job": self.jobs,
             "Node": self.nodes,
         }
@@ -225,6 +229,7 @@ class Controllers:
         for kind, informer in (
             ("Deployment", self.deployments),
             ("StatefulSet", self.stateful_sets),
+            ("DaemonSet", self.daemon_sets),
             ("Job", self.jobs),
         ):
             informer.add_handlers(
@@ -233,9 +238,9 @@ class Controllers:
                 on_delete=self._owner_deleted_handler(kind),
             )
         self.nodes.add_handlers(
-            on_add=lambda n: self.queue.add(NODE_LIFECYCLE),
+            on_add=self._node_added_or_deleted,
             on_update=self._node_updated,
-            on_delete=lambda n: self.queue.add(NODE_LIFECYCLE),
+            on_delete=self._node_added_or_deleted,
         )
 
     def _kick_gc(self) -> None:
@@ -254,6 +259,7 @@ class Controllers:
         for kind, informer in (
             ("ReplicaSet", self.replica_sets),
             ("StatefulSet", self.stateful_sets),
+            ("DaemonSet", self.daemon_sets),
             ("Job", self.jobs),
         ):
             for owner in informer.cache.values():
@@ -360,9 +366,19 @@ class Controllers:
 
         return deleted
 
+    def _node_added_or_deleted(self, node: Node) -> None:
+        self.queue.add(NODE_LIFECYCLE)
+        self._enqueue_daemon_sets()
+
     def _node_updated(self, old: Node, new: Node) -> None:
         if old.spec.taints != new.spec.taints or old.status.conditions != new.status.conditions:
             self.queue.add(NODE_LIFECYCLE)
+        if old.spec.taints != new.spec.taints or old.metadata.labels != new.metadata.labels:
+            self._enqueue_daemon_sets()  # which nodes should run a daemon pod
+
+    def _enqueue_daemon_sets(self) -> None:
+        for ds in self.daemon_sets.cache.values():
+            self.queue.add(("DaemonSet", ds.metadata.namespace, ds.metadata.name))
 
     # ------------------------------------------------------------ run
 
@@ -387,7 +403,7 @@ class Controllers:
 
     def _enqueue_initial(self, obj: KubeObject) -> None:
         kind = obj.kind or obj.KIND
-        if kind in ("ReplicaSet", "Deployment", "StatefulSet", "Job"):
+        if kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job"):
             self.queue.add((kind, obj.metadata.namespace, obj.metadata.name))
 
     async def _worker(self) -> None:
@@ -452,6 +468,14 @@ class Controllers:
             claims = await self.actuator.claim_nodes(ns)
             return await self.actuator.perform(
                 plan_statefulset(sts, pods, revisions, dict(claims), now)
+            )
+        if kind == "DaemonSet":
+            ds = self.daemon_sets.get(ns, name)
+            if ds is None:
+                return None
+            pods = self._pods_for(self.pod_index.candidates(ds))
+            return await self.actuator.perform(
+                plan_daemonset(ds, self.nodes.items(), pods, now, self.rng)
             )
         if kind == "Job":
             job = self.jobs.get(ns, name)

@@ -158,6 +158,8 @@ def cluster(
 def test_apply_examples_prints_what_it_did(cluster: Cluster) -> None:
     r = cluster.ok("apply", "-f", str(EXAMPLES))
     assert sorted(r.out.splitlines()) == [
+        "configmap/node-logger created",
+        "daemonset.apps/node-logger created",
         "deployment.apps/web created",
         "job.batch/countdown created",
         "pod/init-demo created",
@@ -174,6 +176,12 @@ def test_wait_for_the_examples_and_read_the_tables(cluster: Cluster) -> None:
     cluster.ok("wait", "--for=condition=Complete", "job/countdown", "--timeout=40s")
     cluster.ok("wait", "--for=condition=Ready", "pod/init-demo", "--timeout=40s")
     cluster.ok("rollout", "status", "statefulset/db", "--timeout=40s")
+    cluster.ok("rollout", "status", "ds/node-logger", "--timeout=40s")
+    logger = cluster.ok("get", "ds", "node-logger").lines()
+    assert logger[0] == [
+        "NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE", "SELECTOR", "AGE"
+    ]  # fmt: skip
+    assert logger[1][:7] == ["node-logger", "1", "1", "1", "1", "1", "<none>"]
 
     pods = cluster.ok("get", "pods")
     assert pods.lines()[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
@@ -224,9 +232,11 @@ def test_wait_for_the_examples_and_read_the_tables(cluster: Cluster) -> None:
     assert bad.code == 1 and "couldn't find any field with path" in bad.err
     everything = cluster.ok("get", "all").out
     headers = [line.split()[0] for line in everything.splitlines() if line.startswith("NAME ")]
-    assert len(headers) == 5, everything  # pods, deployments, replicasets, statefulsets, jobs
+    # pods, daemonsets, deployments, replicasets, statefulsets, jobs
+    assert len(headers) == 6, everything
     for ref in (
         "pod/init-demo",
+        "daemonset.apps/node-logger",
         "deployment.apps/web",
         "statefulset.apps/db",
         "job.batch/countdown",
@@ -357,6 +367,36 @@ def test_config_maps_and_secrets_created_listed_and_described(
     assert r.code == 1 and "invalid literal source novalue, expected key=value" in r.err
     assert cluster.ok("delete", "cm", "app").out == 'configmap "app" deleted\n'
     assert cluster.ok("delete", "secret", "db").out == 'secret "db" deleted\n'
+
+
+DAEMON_SET = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: node-agent-probe}
+spec:
+  selector: {matchLabels: {app: probe}}
+  template:
+    metadata: {labels: {app: probe}}
+    spec:
+      containers: [{name: probe, image: busybox}]
+"""
+
+
+def test_daemon_set_runs_on_the_node_and_drain_respects_it(cluster: Cluster) -> None:
+    cluster.ok("apply", "-f", "-", stdin=DAEMON_SET)
+    r = cluster.ok("rollout", "status", "ds/node-agent-probe", "--timeout=60s", timeout=90)
+    assert r.out.splitlines()[-1] == 'daemon set "node-agent-probe" successfully rolled out'
+    row = cluster.ok("get", "ds", "node-agent-probe").lines()[1]
+    assert row[:6] == ["node-agent-probe", "1", "1", "1", "1", "1"], row
+    pod = cluster.ok("get", "pods", "-l", "app=probe", "-o", "wide").lines()[1]
+    assert pod[2] == "Running" and NODE in pod, pod
+    r = cluster.podctl("drain", NODE, "--force", "--timeout=5s")
+    assert r.code == 1 and r.err.startswith(
+        f'error: unable to drain node "{NODE}" due to error: cannot delete DaemonSet-managed '
+        "Pods (use --ignore-daemonsets to ignore): default/node-agent-probe-"
+    ), r
+    cluster.ok("uncordon", NODE)
+    cluster.ok("delete", "ds", "node-agent-probe", "--wait")
 
 
 def test_delete_waits_and_cascades(cluster: Cluster) -> None:

@@ -10,6 +10,7 @@ import podmodel
 
 KINDS = {
     "ConfigMap",
+    "DaemonSet",
     "Deployment",
     "Event",
     "Job",
@@ -108,6 +109,10 @@ POD = {
 NODE = {"ContainerImage", "NodeAddress", "NodeSpec", "NodeStatus", "NodeSystemInfo", "Taint"}
 
 WORKLOADS = {
+    "DaemonSetSpec",
+    "DaemonSetStatus",
+    "DaemonSetUpdateStrategy",
+    "RollingUpdateDaemonSet",
     "DeploymentSpec",
     "DeploymentStatus",
     "DeploymentStrategy",

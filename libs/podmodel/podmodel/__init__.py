@@ -110,6 +110,10 @@ from podmodel.registry import kind_type, known_kinds
 from podmodel.selector import LabelSelector, LabelSelectorRequirement, selector_matches
 from podmodel.validation import validate
 from podmodel.workloads import (
+    DaemonSet,
+    DaemonSetSpec,
+    DaemonSetStatus,
+    DaemonSetUpdateStrategy,
     Deployment,
     DeploymentSpec,
     DeploymentStatus,
@@ -126,6 +130,7 @@ from podmodel.workloads import (
     ReplicaSet,
     ReplicaSetSpec,
     ReplicaSetStatus,
+    RollingUpdateDaemonSet,
     RollingUpdateDeployment,
     RollingUpdateStatefulSetStrategy,
     StatefulSet,
@@ -156,6 +161,10 @@ __all__ = [
     "ContainerStateTerminated",
     "ContainerStateWaiting",
     "ContainerStatus",
+    "DaemonSet",
+    "DaemonSetSpec",
+    "DaemonSetStatus",
+    "DaemonSetUpdateStrategy",
     "DecodeError",
     "Deployment",
     "DeploymentSpec",
@@ -233,6 +242,7 @@ __all__ = [
     "ReplicaSetStatus",
     "ResourceFieldSelector",
     "ResourceRequirements",
+    "RollingUpdateDaemonSet",
     "RollingUpdateDeployment",
     "RollingUpdateStatefulSetStrategy",
     "SELinuxOptions",

@@ -37,10 +37,12 @@ from podmodel.pod import (
 from podmodel.registry import is_namespaced
 from podmodel.selector import LabelSelector
 from podmodel.workloads import (
+    DaemonSet,
     Deployment,
     Job,
     PersistentVolumeClaim,
     ReplicaSet,
+    RollingUpdateDaemonSet,
     RollingUpdateDeployment,
     RollingUpdateStatefulSetStrategy,
     StatefulSet,
@@ -264,6 +266,15 @@ def _default_replica_set(rs: ReplicaSet) -> None:
     default_pod_spec(rs.spec.template.spec)
 
 
+def _default_daemon_set(ds: DaemonSet) -> None:
+    strategy = ds.spec.update_strategy
+    if not strategy.type:
+        strategy.type = "RollingUpdate"
+    if strategy.type == "RollingUpdate" and strategy.rolling_update is None:
+        strategy.rolling_update = RollingUpdateDaemonSet()
+    default_pod_spec(ds.spec.template.spec)
+
+
 def _default_claim_template(claim: PersistentVolumeClaim) -> None:
     if not claim.api_version:
         claim.api_version = "v1"
@@ -368,6 +379,7 @@ _DEFAULTERS: dict[type[KubeObject], Callable[..., None]] = {
     Pod: _default_pod,
     Deployment: _default_deployment,
     ReplicaSet: _default_replica_set,
+    DaemonSet: _default_daemon_set,
     StatefulSet: _default_stateful_set,
     Job: _default_job,
     Node: _default_nothing,

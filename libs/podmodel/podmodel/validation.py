@@ -55,6 +55,7 @@ from podmodel.selector import (
 from podmodel.selector import label_key_problem as _label_key_problem
 from podmodel.selector import label_value_problem as _label_value_problem
 from podmodel.workloads import (
+    DaemonSet,
     Deployment,
     Job,
     PersistentVolumeClaim,
@@ -1224,6 +1225,30 @@ def _validate_replica_set(rs: ReplicaSet, errs: Errors) -> None:
     _validate_template(errs, spec.template, PodContext(_TEMPLATE, ("Always",), "ReplicaSet", True))
 
 
+DAEMONSET_STRATEGIES = ("RollingUpdate", "OnDelete")
+
+
+def _validate_daemon_set(ds: DaemonSet, errs: Errors) -> None:
+    spec = ds.spec
+    errs.minimum("spec.minReadySeconds", spec.min_ready_seconds, 0)
+    errs.minimum("spec.revisionHistoryLimit", spec.revision_history_limit, 0)
+    _validate_workload_selector(errs, "DaemonSet", spec.selector, spec.template)
+    _validate_template(errs, spec.template, PodContext(_TEMPLATE, ("Always",), "DaemonSet", True))
+    strategy = spec.update_strategy
+    errs.enum("spec.updateStrategy.type", strategy.type, DAEMONSET_STRATEGIES, empty_ok=False)
+    ru = strategy.rolling_update
+    if ru is not None and strategy.type == "RollingUpdate":
+        p = "spec.updateStrategy.rollingUpdate"
+        surge = _int_or_percent(errs, f"{p}.maxSurge", ru.max_surge, max_percent=True)
+        unavailable = _int_or_percent(
+            errs, f"{p}.maxUnavailable", ru.max_unavailable, max_percent=True
+        )
+        if surge == 0 and unavailable == 0:
+            errs.invalid(
+                f"{p}.maxUnavailable", ru.max_unavailable, "may not be 0 when `maxSurge` is 0"
+            )
+
+
 def _validate_claim_template(errs: Errors, path: str, claim: PersistentVolumeClaim) -> None:
     _check_name(errs, f"{path}.metadata.name", claim.metadata.name, dns1123_subdomain_problem)
     _validate_meta_maps(errs, f"{path}.metadata", claim.metadata)
@@ -1476,6 +1501,7 @@ _KIND_RULES: dict[type[KubeObject], Callable[[Any, Errors], None]] = {
     Pod: _validate_pod,
     Deployment: _validate_deployment,
     ReplicaSet: _validate_replica_set,
+    DaemonSet: _validate_daemon_set,
     StatefulSet: _validate_stateful_set,
     Job: _validate_job,
     Node: _validate_node,

@@ -1,5 +1,5 @@
 """The workload kinds that create pods from a template: Deployment,
-ReplicaSet, StatefulSet and Job, with their specs and statuses.
+ReplicaSet, StatefulSet, DaemonSet and Job, with their specs and statuses.
 
 Constant Kubernetes defaults are struct defaults (replicas 1,
 revisionHistoryLimit 10, backoffLimit 6...); defaults that depend on other
@@ -265,3 +265,52 @@ class Job(KubeObject):
 
     spec: JobSpec = msgspec.field(default_factory=JobSpec)
     status: JobStatus = msgspec.field(default_factory=JobStatus)
+
+
+# ------------------------------------------------------------------ DaemonSet
+
+
+class RollingUpdateDaemonSet(Model):
+    """Absolute numbers or percentages of the nodes that should run the pod."""
+
+    max_unavailable: IntOrString = 1
+    max_surge: IntOrString = 0
+
+
+class DaemonSetUpdateStrategy(Model):
+    """type is RollingUpdate (default) or OnDelete."""
+
+    type: str = ""
+    rolling_update: RollingUpdateDaemonSet | None = None
+
+
+class DaemonSetSpec(Model):
+    selector: LabelSelector = msgspec.field(default_factory=LabelSelector)
+    template: PodTemplateSpec = msgspec.field(default_factory=PodTemplateSpec)
+    update_strategy: DaemonSetUpdateStrategy = msgspec.field(
+        default_factory=DaemonSetUpdateStrategy
+    )
+    min_ready_seconds: int = 0
+    revision_history_limit: int = 10
+
+
+class DaemonSetStatus(Model):
+    current_number_scheduled: int = 0
+    number_misscheduled: int = 0
+    desired_number_scheduled: int = 0
+    number_ready: int = 0
+    observed_generation: int = 0
+    updated_number_scheduled: int = 0
+    number_available: int = 0
+    number_unavailable: int = 0
+    collision_count: int | None = None
+    conditions: list[Condition] = []
+
+
+@register("daemonsets", "ds")
+class DaemonSet(KubeObject):
+    API_VERSION = "apps/v1"
+    KIND = "DaemonSet"
+
+    spec: DaemonSetSpec = msgspec.field(default_factory=DaemonSetSpec)
+    status: DaemonSetStatus = msgspec.field(default_factory=DaemonSetStatus)

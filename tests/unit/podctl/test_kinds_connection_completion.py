@@ -74,6 +74,7 @@ def test_bash_completion_lists_verbs_and_types() -> None:
 def test_all_is_kubectls_category_of_what_podbus_serves() -> None:
     assert [r.kind for r, n in parse_targets(["all"])] == [
         "Pod",
+        "DaemonSet",
         "Deployment",
         "ReplicaSet",
         "StatefulSet",
