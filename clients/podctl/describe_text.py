@@ -499,6 +499,19 @@ def describe_generic(kind: str, obj: Obj, events: list[Obj], now: float) -> str:
         w.line(0, "Controlled By:", owner)
     if kind in ("ReplicaSet", "StatefulSet", "DaemonSet", "Job"):
         w.line(0, "Selector:", selector_text(spec.get("selector")))
+    if kind == "CronJob":
+        w.line(0, "Schedule:", spec.get("schedule", ""))
+        w.line(0, "Concurrency Policy:", spec.get("concurrencyPolicy") or "Allow")
+        w.line(0, "Suspend:", "True" if spec.get("suspend") else "False")
+        w.line(0, "Successful Job History Limit:", str(spec.get("successfulJobsHistoryLimit", 3)))
+        w.line(0, "Failed Job History Limit:", str(spec.get("failedJobsHistoryLimit", 1)))
+        deadline = spec.get("startingDeadlineSeconds")
+        w.line(
+            0, "Starting Deadline Seconds:", f"{deadline}s" if deadline is not None else "<unset>"
+        )
+        w.line(0, "Last Schedule Time:", describe_time(status.get("lastScheduleTime")))
+        active = [a.get("name", "") for a in status.get("active") or []]
+        w.line(0, "Active Jobs:", ", ".join(active) or "<none>")
     if kind == "DaemonSet":
         node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
         w.line(

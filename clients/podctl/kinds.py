@@ -38,6 +38,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("StatefulSet", "statefulsets", "apps", ("sts", "statefulset")),
     Resource("DaemonSet", "daemonsets", "apps", ("ds", "daemonset")),
     Resource("Job", "jobs", "batch", ("job",)),
+    Resource("CronJob", "cronjobs", "batch", ("cj", "cronjob")),
     Resource("Node", "nodes", "", ("no", "node"), namespaced=False),
     Resource("Event", "events", "", ("ev", "event")),
     Resource("ConfigMap", "configmaps", "", ("cm", "configmap")),
@@ -60,6 +61,7 @@ ALL_CATEGORY: tuple[str, ...] = (
     "Deployment",
     "ReplicaSet",
     "StatefulSet",
+    "CronJob",
     "Job",
 )
 

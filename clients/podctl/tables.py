@@ -167,6 +167,25 @@ def daemonset_row(ds: Obj, now: float, wide: bool) -> list[str]:
     return row
 
 
+def cronjob_row(cj: Obj, now: float, wide: bool) -> list[str]:
+    spec, status = _spec(cj), _status(cj)
+    last = status.get("lastScheduleTime")
+    row = [
+        _meta(cj).get("name", ""),
+        spec.get("schedule", ""),
+        spec.get("timeZone") or "<none>",
+        "True" if spec.get("suspend") else "False",
+        str(len(status.get("active") or [])),
+        age(last, now) if last else "<none>",
+        age(_meta(cj).get("creationTimestamp"), now),
+    ]
+    if wide:
+        job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+        template_spec = (job_spec.get("template") or {}).get("spec") or {}
+        row += [*_containers_images(template_spec), selector_text(job_spec.get("selector"))]
+    return row
+
+
 def job_status_text(job: Obj) -> str:
     if _has_condition(job, "Complete"):
         return "Complete"
@@ -294,6 +313,10 @@ HEADERS: dict[str, tuple[list[str], list[str]]] = {
         ["CONTAINERS", "IMAGES", "SELECTOR"],
     ),
     "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"]),
+    "CronJob": (
+        ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+        ["CONTAINERS", "IMAGES", "SELECTOR"],
+    ),
     "DaemonSet": (
         ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
         ["CONTAINERS", "IMAGES", "SELECTOR"],
@@ -319,6 +342,7 @@ ROWS: dict[str, RowFn] = {
     "ReplicaSet": replicaset_row,
     "StatefulSet": statefulset_row,
     "DaemonSet": daemonset_row,
+    "CronJob": cronjob_row,
     "Job": job_row,
     "Node": node_row,
     "Event": event_row,

@@ -35,11 +35,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
+from podmodel.defaults import job_selector_defaults
 from podmodel.event import Event
 from podmodel.meta import KubeObject, OwnerReference, controller_of
 from podmodel.pod import Pod, PodTemplateSpec
 from podmodel.registry import is_namespaced
-from podmodel.workloads import ReplicaSet
+from podmodel.workloads import Job, ReplicaSet
 from servicekit.store import Conflict, NotFound, Store, StoreError
 from servicekit.telemetry import TRACEPARENT_ANNOTATION, new_root_traceparent, start_pod_span
 
@@ -313,12 +314,29 @@ class Actuator:
         for obj in objs:
             if isinstance(obj, ReplicaSet):
                 obj = self._with_rollout_trace(obj)
+            elif isinstance(obj, Job):
+                obj = self._with_job_trace(obj)
             prepared.append(obj)
         results = await self.store.create_many(prepared)
         for result in results:
             if isinstance(result, StoreError):
                 raise ActionFailed(f"create failed: {result}")
+            if isinstance(result, Job) and not result.spec.manual_selector:
+                # a CronJob's Job: its selector names its uid, known only now
+                job_selector_defaults(result)
+                result = await self.store.update(result, expected_rv="")
             self.cache.observe(result)
+
+    @staticmethod
+    def _with_job_trace(job: Job) -> Job:
+        """A Job run is a trace of its own, which its pods' traces link to."""
+        meta = job.metadata
+        traceparent = new_root_traceparent(
+            job, name=f"job {meta.namespace}/{meta.name}", attributes={"k8s.job.name": meta.name}
+        )
+        if traceparent:
+            meta.annotations = {**meta.annotations, TRACEPARENT_ANNOTATION: traceparent}
+        return job
 
     def _with_rollout_trace(self, rs: ReplicaSet) -> ReplicaSet:
         """A Deployment's new ReplicaSet is a rollout: a trace of its own,

@@ -1,13 +1,13 @@
 """The controllers' driver: informers in, pure plans, actions out.
 
 Owns one leadership term of the workload-controller's reconcilers
-(ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, garbage collector,
-node lifecycle, event expiry). `Controllers.run()` is the leader's work: it is
+(ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob, garbage
+collector, node lifecycle, event expiry). `Controllers.run()` is the leader's work: it is
 started by servicekit.leader when this instance wins the lease and
 cancelled when the lease is lost, so every term starts from fresh caches.
 
 - Informers (pods, ReplicaSets, Deployments, StatefulSets, DaemonSets,
-  Jobs, Nodes)
+  Jobs, CronJobs, Nodes)
   keep caches and indexes (dependents by controller uid, orphans by
   namespace, pods by node); their handlers only enqueue keys.
 - One level-triggered WorkQueue keyed by owner (kind, namespace, name);
@@ -39,11 +39,12 @@ from podmodel.meta import KubeObject, controller_of
 from podmodel.node import Node
 from podmodel.pod import Pod
 from podmodel.selector import selector_matches
-from podmodel.workloads import DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
+from podmodel.workloads import CronJob, DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
 from servicekit.informer import Informer, rv_of
 from servicekit.store import Store
 
 from services.workload_controller.actuator import ActionFailed, Actuator, now_utc
+from services.workload_controller.logic.cronjob import plan_cronjob
 from services.workload_controller.logic.daemonset import plan_daemonset
 from services.workload_controller.logic.deployment import plan_deployment
 from services.workload_controller.logic.events import EventCorrelator
@@ -166,6 +167,7 @@ class Controllers:
         self.stateful_sets = self._informer(StatefulSet)
         self.daemon_sets = self._informer(DaemonSet)
         self.jobs = self._informer(Job)
+        self.cron_jobs = self._informer(CronJob)
         self.nodes = self._informer(Node)
         self._by_kind: dict[str, Informer[Any]] = {
             "Pod": self.pods,
@@ -174,6 +176,7 @@ class Controllers:
             "StatefulSet": self.stateful_sets,
             "DaemonSet": self.daemon_sets,
             "Job": self.jobs,
+            "CronJob": self.cron_jobs,
             "Node": self.nodes,
         }
         self._dirty_informers: set[str] = set()
@@ -231,6 +234,7 @@ class Controllers:
             ("StatefulSet", self.stateful_sets),
             ("DaemonSet", self.daemon_sets),
             ("Job", self.jobs),
+            ("CronJob", self.cron_jobs),
         ):
             informer.add_handlers(
                 on_add=self._owner_handler(kind),
@@ -348,12 +352,14 @@ class Controllers:
     def _owner_handler(self, kind: str) -> Callable[[KubeObject], None]:
         def added(obj: KubeObject) -> None:
             self.queue.add((kind, obj.metadata.namespace, obj.metadata.name))
+            self._enqueue_cron_owner(obj)
 
         return added
 
     def _owner_update_handler(self, kind: str) -> Callable[[KubeObject, KubeObject], None]:
         def updated(old: KubeObject, new: KubeObject) -> None:
             self.queue.add((kind, new.metadata.namespace, new.metadata.name))
+            self._enqueue_cron_owner(new)
             if _deleting_with_finalizers(new):
                 self._kick_gc()
 
@@ -362,9 +368,16 @@ class Controllers:
     def _owner_deleted_handler(self, kind: str) -> Callable[[KubeObject], None]:
         def deleted(obj: KubeObject) -> None:
             self.queue.add((kind, obj.metadata.namespace, obj.metadata.name))
+            self._enqueue_cron_owner(obj)
             self._kick_gc()
 
         return deleted
+
+    def _enqueue_cron_owner(self, obj: KubeObject) -> None:
+        """A Job of a CronJob changed: its CronJob counts it."""
+        ref = controller_of(obj.metadata)
+        if isinstance(obj, Job) and ref is not None and ref.kind == "CronJob":
+            self.queue.add(("CronJob", obj.metadata.namespace, ref.name))
 
     def _node_added_or_deleted(self, node: Node) -> None:
         self.queue.add(NODE_LIFECYCLE)
@@ -403,7 +416,7 @@ class Controllers:
 
     def _enqueue_initial(self, obj: KubeObject) -> None:
         kind = obj.kind or obj.KIND
-        if kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job"):
+        if kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"):
             self.queue.add((kind, obj.metadata.namespace, obj.metadata.name))
 
     async def _worker(self) -> None:
@@ -477,6 +490,18 @@ class Controllers:
             return await self.actuator.perform(
                 plan_daemonset(ds, self.nodes.items(), pods, now, self.rng)
             )
+        if kind == "CronJob":
+            cj = self.cron_jobs.get(ns, name)
+            if cj is None:
+                return None
+            uid = cj.metadata.uid
+            jobs = [
+                j
+                for j in self.jobs.cache.values()
+                if j.metadata.namespace == ns
+                and any(r.uid == uid for r in j.metadata.owner_references)
+            ]
+            return await self.actuator.perform(plan_cronjob(cj, jobs, now))
         if kind == "Job":
             job = self.jobs.get(ns, name)
             if job is None or (job.spec.selector is None and not job.spec.manual_selector):

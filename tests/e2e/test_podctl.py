@@ -399,6 +399,44 @@ def test_daemon_set_runs_on_the_node_and_drain_respects_it(cluster: Cluster) -> 
     cluster.ok("delete", "ds", "node-agent-probe", "--wait")
 
 
+CRON_JOB = """
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  timeZone: Europe/Berlin
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{name: report, image: busybox, command: [date]}]
+          restartPolicy: OnFailure
+"""
+
+
+def test_cron_jobs_apply_list_and_reject_bad_schedules(cluster: Cluster) -> None:
+    assert cluster.ok("apply", "-f", "-", stdin=CRON_JOB).out == "cronjob.batch/nightly created\n"
+    rows = cluster.ok("get", "cj").lines()
+    assert rows[0] == [
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST",
+        "SCHEDULE",
+        "AGE",
+    ]
+    assert rows[1][:8] == ["nightly", "0", "3", "*", "*", "*", "Europe/Berlin", "False"], rows
+    described = cluster.ok("describe", "cronjob", "nightly").out
+    assert "Concurrency Policy:" in described and "Allow" in described
+    bad = CRON_JOB.replace('"0 3 * * *"', '"0 25 * * *"').replace("nightly", "broken")
+    r = cluster.podctl("apply", "-f", "-", stdin=bad)
+    assert r.code == 1 and 'spec.schedule: Invalid value: "0 25 * * *"' in r.err, r
+    cluster.ok("delete", "cj", "nightly")
+
+
 def test_delete_waits_and_cascades(cluster: Cluster) -> None:
     assert cluster.ok("delete", "pod", "init-demo").out == 'pod "init-demo" deleted\n'
     assert cluster.podctl("get", "pod", "init-demo").code == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -139,11 +139,16 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def controllers_running(
-    nats_url: str, redis_url: str, config: ControllerConfig = FAST
+    nats_url: str,
+    redis_url: str,
+    config: ControllerConfig = FAST,
+    clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[Harness]:
     bus = await Bus.connect(nats_url, "wc-controllers-test")
     store = await Store.connect(redis_url, publish=bus.publish_raw)
-    controllers = Controllers(store, bus.nc, config, instance="test")
+    controllers = Controllers(
+        store, bus.nc, config, instance="test", **({"clock": clock} if clock else {})
+    )
     task = asyncio.create_task(controllers.run())
     try:
         async with asyncio.timeout(10):

@@ -10,6 +10,7 @@ import podmodel
 
 KINDS = {
     "ConfigMap",
+    "CronJob",
     "DaemonSet",
     "Deployment",
     "Event",
@@ -109,6 +110,9 @@ POD = {
 NODE = {"ContainerImage", "NodeAddress", "NodeSpec", "NodeStatus", "NodeSystemInfo", "Taint"}
 
 WORKLOADS = {
+    "CronJobSpec",
+    "CronJobStatus",
+    "JobTemplateSpec",
     "DaemonSetSpec",
     "DaemonSetStatus",
     "DaemonSetUpdateStrategy",

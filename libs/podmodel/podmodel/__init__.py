@@ -110,6 +110,9 @@ from podmodel.registry import kind_type, known_kinds
 from podmodel.selector import LabelSelector, LabelSelectorRequirement, selector_matches
 from podmodel.validation import validate
 from podmodel.workloads import (
+    CronJob,
+    CronJobSpec,
+    CronJobStatus,
     DaemonSet,
     DaemonSetSpec,
     DaemonSetStatus,
@@ -121,6 +124,7 @@ from podmodel.workloads import (
     Job,
     JobSpec,
     JobStatus,
+    JobTemplateSpec,
     PersistentVolumeClaim,
     PersistentVolumeClaimSpec,
     PodFailurePolicy,
@@ -161,6 +165,9 @@ __all__ = [
     "ContainerStateTerminated",
     "ContainerStateWaiting",
     "ContainerStatus",
+    "CronJob",
+    "CronJobSpec",
+    "CronJobStatus",
     "DaemonSet",
     "DaemonSetSpec",
     "DaemonSetStatus",
@@ -192,6 +199,7 @@ __all__ = [
     "Job",
     "JobSpec",
     "JobStatus",
+    "JobTemplateSpec",
     "KeyToPath",
     "KubeObject",
     "LabelSelector",

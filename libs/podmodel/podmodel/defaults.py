@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from podmodel.config import SECRET_TYPE_OPAQUE, ConfigMap, Secret, encode_base64
 from podmodel.event import Event
-from podmodel.meta import KubeObject
+from podmodel.meta import KubeObject, ObjectMeta
 from podmodel.node import Node
 from podmodel.pod import (
     Container,
@@ -37,6 +37,7 @@ from podmodel.pod import (
 from podmodel.registry import is_namespaced
 from podmodel.selector import LabelSelector
 from podmodel.workloads import (
+    CronJob,
     DaemonSet,
     Deployment,
     Job,
@@ -334,6 +335,20 @@ def _default_job(job: Job) -> None:
     default_pod_spec(spec.template.spec, restart_policy=False)
 
 
+def _default_cron_job(cj: CronJob) -> None:
+    spec = cj.spec
+    if not spec.concurrency_policy:
+        spec.concurrency_policy = "Allow"
+    if spec.suspend is None:
+        spec.suspend = False
+    if spec.successful_jobs_history_limit is None:
+        spec.successful_jobs_history_limit = 3
+    if spec.failed_jobs_history_limit is None:
+        spec.failed_jobs_history_limit = 1
+    # the template's Job defaults, on a Job that holds the template's spec
+    _default_job(Job(metadata=ObjectMeta(labels={"_": "_"}), spec=spec.job_template.spec))
+
+
 def job_selector_defaults(job: Job) -> None:
     """Generate a Job's selector and its pods' labels from its name and uid,
     as the Kubernetes job strategy does on create (unless manualSelector).
@@ -380,6 +395,7 @@ _DEFAULTERS: dict[type[KubeObject], Callable[..., None]] = {
     Deployment: _default_deployment,
     ReplicaSet: _default_replica_set,
     DaemonSet: _default_daemon_set,
+    CronJob: _default_cron_job,
     StatefulSet: _default_stateful_set,
     Job: _default_job,
     Node: _default_nothing,

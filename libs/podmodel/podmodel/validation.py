@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from podmodel.codec import FieldError
 from podmodel.config import MAX_DATA_BYTES, ConfigMap, Secret, decode_base64
+from podmodel.cron import CronError, parse_schedule
 from podmodel.event import Event
 from podmodel.meta import KubeObject, ObjectMeta
 from podmodel.node import Node
@@ -55,6 +57,7 @@ from podmodel.selector import (
 from podmodel.selector import label_key_problem as _label_key_problem
 from podmodel.selector import label_value_problem as _label_value_problem
 from podmodel.workloads import (
+    CronJob,
     DaemonSet,
     Deployment,
     Job,
@@ -1206,15 +1209,19 @@ def _validate_deployment(d: Deployment, errs: Errors) -> None:
             "spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"
         )
     elif ru is not None:
-        p = "spec.strategy.rollingUpdate"
-        surge = _int_or_percent(errs, f"{p}.maxSurge", ru.max_surge, max_percent=False)
-        unavailable = _int_or_percent(
-            errs, f"{p}.maxUnavailable", ru.max_unavailable, max_percent=True
+        _validate_surge_and_unavailable(
+            errs, "spec.strategy.rollingUpdate", ru.max_surge, ru.max_unavailable, False
         )
-        if surge == 0 and unavailable == 0:
-            errs.invalid(
-                f"{p}.maxUnavailable", ru.max_unavailable, "may not be 0 when `maxSurge` is 0"
-            )
+
+
+def _validate_surge_and_unavailable(
+    errs: Errors, p: str, surge: int | str, unavailable: int | str, surge_max_percent: bool
+) -> None:
+    """maxSurge / maxUnavailable: counts or percentages, not both 0."""
+    surge_n = _int_or_percent(errs, f"{p}.maxSurge", surge, max_percent=surge_max_percent)
+    unavailable_n = _int_or_percent(errs, f"{p}.maxUnavailable", unavailable, max_percent=True)
+    if surge_n == 0 and unavailable_n == 0:
+        errs.invalid(f"{p}.maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0")
 
 
 def _validate_replica_set(rs: ReplicaSet, errs: Errors) -> None:
@@ -1238,15 +1245,9 @@ def _validate_daemon_set(ds: DaemonSet, errs: Errors) -> None:
     errs.enum("spec.updateStrategy.type", strategy.type, DAEMONSET_STRATEGIES, empty_ok=False)
     ru = strategy.rolling_update
     if ru is not None and strategy.type == "RollingUpdate":
-        p = "spec.updateStrategy.rollingUpdate"
-        surge = _int_or_percent(errs, f"{p}.maxSurge", ru.max_surge, max_percent=True)
-        unavailable = _int_or_percent(
-            errs, f"{p}.maxUnavailable", ru.max_unavailable, max_percent=True
+        _validate_surge_and_unavailable(
+            errs, "spec.updateStrategy.rollingUpdate", ru.max_surge, ru.max_unavailable, True
         )
-        if surge == 0 and unavailable == 0:
-            errs.invalid(
-                f"{p}.maxUnavailable", ru.max_unavailable, "may not be 0 when `maxSurge` is 0"
-            )
 
 
 def _validate_claim_template(errs: Errors, path: str, claim: PersistentVolumeClaim) -> None:
@@ -1389,6 +1390,50 @@ def _validate_job(job: Job, errs: Errors) -> None:
     _validate_pod_failure_policy(errs, job)
 
 
+CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
+
+
+def _validate_cron_job(cj: CronJob, errs: Errors) -> None:
+    spec = cj.spec
+    if len(cj.metadata.name) > 52:
+        errs.invalid("metadata.name", cj.metadata.name, "must be no more than 52 characters")
+    if not spec.schedule:
+        errs.required("spec.schedule")
+    elif "TZ=" in spec.schedule:
+        errs.invalid(
+            "spec.schedule",
+            spec.schedule,
+            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+        )
+    else:
+        try:
+            parse_schedule(spec.schedule)
+        except CronError as exc:
+            errs.invalid("spec.schedule", spec.schedule, str(exc))
+    if spec.time_zone is not None and zone_problem(spec.time_zone):
+        errs.invalid("spec.timeZone", spec.time_zone, f"unknown time zone {spec.time_zone}")
+    errs.enum("spec.concurrencyPolicy", spec.concurrency_policy, CONCURRENCY_POLICIES)
+    errs.minimum("spec.startingDeadlineSeconds", spec.starting_deadline_seconds, 0)
+    errs.minimum("spec.successfulJobsHistoryLimit", spec.successful_jobs_history_limit, 0)
+    errs.minimum("spec.failedJobsHistoryLimit", spec.failed_jobs_history_limit, 0)
+    template = spec.job_template
+    inner = Errors()
+    _validate_job(Job(metadata=template.metadata, spec=template.spec), inner)
+    for e in inner.items:
+        errs.add(f"spec.jobTemplate.{e.field}", e.message)
+
+
+def zone_problem(name: str) -> bool:
+    """True when `name` is not an IANA time zone this machine knows."""
+    if not name or name.startswith(("/", ".")) or ".." in name:
+        return True
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return True
+    return False
+
+
 def _validate_node(node: Node, errs: Errors) -> None:
     seen: set[tuple[str, str]] = set()
     for i, taint in enumerate(node.spec.taints):
@@ -1502,6 +1547,7 @@ _KIND_RULES: dict[type[KubeObject], Callable[[Any, Errors], None]] = {
     Deployment: _validate_deployment,
     ReplicaSet: _validate_replica_set,
     DaemonSet: _validate_daemon_set,
+    CronJob: _validate_cron_job,
     StatefulSet: _validate_stateful_set,
     Job: _validate_job,
     Node: _validate_node,

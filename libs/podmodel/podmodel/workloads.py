@@ -1,5 +1,6 @@
 """The workload kinds that create pods from a template: Deployment,
-ReplicaSet, StatefulSet, DaemonSet and Job, with their specs and statuses.
+ReplicaSet, StatefulSet, DaemonSet and Job (and CronJob, which creates
+Jobs), with their specs and statuses.
 
 Constant Kubernetes defaults are struct defaults (replicas 1,
 revisionHistoryLimit 10, backoffLimit 6...); defaults that depend on other
@@ -265,6 +266,51 @@ class Job(KubeObject):
 
     spec: JobSpec = msgspec.field(default_factory=JobSpec)
     status: JobStatus = msgspec.field(default_factory=JobStatus)
+
+
+# ------------------------------------------------------------------ CronJob
+
+
+class JobTemplateSpec(Model):
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    spec: JobSpec = msgspec.field(default_factory=JobSpec)
+
+
+class CronJobSpec(Model):
+    schedule: str = ""
+    time_zone: str | None = None
+    starting_deadline_seconds: int | None = None
+    concurrency_policy: str = ""
+    suspend: bool | None = None
+    job_template: JobTemplateSpec = msgspec.field(default_factory=JobTemplateSpec)
+    successful_jobs_history_limit: int | None = None
+    failed_jobs_history_limit: int | None = None
+
+
+class CronJobJobReference(Model):
+    """status.active entries (an ObjectReference to a Job)."""
+
+    kind: str = "Job"
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    api_version: str = "batch/v1"
+    resource_version: str = ""
+
+
+class CronJobStatus(Model):
+    active: list[CronJobJobReference] = []
+    last_schedule_time: str | None = None
+    last_successful_time: str | None = None
+
+
+@register("cronjobs", "cj")
+class CronJob(KubeObject):
+    API_VERSION = "batch/v1"
+    KIND = "CronJob"
+
+    spec: CronJobSpec = msgspec.field(default_factory=CronJobSpec)
+    status: CronJobStatus = msgspec.field(default_factory=CronJobStatus)
 
 
 # ------------------------------------------------------------------ DaemonSet

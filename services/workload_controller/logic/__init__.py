@@ -28,6 +28,7 @@ from services.workload_controller.logic.actions import (
     UpdateStatus,
     slow_start_batches,
 )
+from services.workload_controller.logic.cronjob import plan_cronjob
 from services.workload_controller.logic.daemonset import plan_daemonset
 from services.workload_controller.logic.deployment import (
     Rollback,
@@ -70,6 +71,7 @@ __all__ = [
     "UpdateObject",
     "UpdateStatus",
     "collision_status",
+    "plan_cronjob",
     "plan_daemonset",
     "plan_deployment",
     "plan_garbage_collection",

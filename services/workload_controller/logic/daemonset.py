@@ -46,7 +46,7 @@ from podmodel.pod import (
     PodSpec,
     Toleration,
 )
-from podmodel.selector import node_selector_terms_match, selector_matches
+from podmodel.selector import node_selector_terms_match
 from podmodel.workloads import DaemonSet, DaemonSetStatus
 
 from services.workload_controller.logic.actions import (
@@ -58,9 +58,8 @@ from services.workload_controller.logic.actions import (
     event,
 )
 from services.workload_controller.logic.node_lifecycle import tolerates
-from services.workload_controller.logic.ownership import claim
+from services.workload_controller.logic.ownership import claim_active_pods
 from services.workload_controller.logic.pod_state import (
-    is_active,
     is_available,
     is_ready,
     seconds_until_available,
@@ -173,12 +172,7 @@ def plan_daemonset(
     `pods`: the pods indexed under the DaemonSet's uid plus the namespace's
     orphans."""
     candidates = list(pods)
-    selector = ds.spec.selector
-    claimed = claim(
-        ds,
-        (p for p in candidates if is_active(p)),
-        lambda p: selector_matches(selector, p.metadata.labels),
-    )
+    claimed = claim_active_pods(ds, ds.spec.selector, candidates)
     actions: list[Action] = list(claimed.actions)
     revision = compute_hash(ds.spec.template, ds.status.collision_count)
     min_ready = ds.spec.min_ready_seconds

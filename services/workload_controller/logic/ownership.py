@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from podmodel.meta import KubeObject, controller_of
+from podmodel.pod import Pod
+from podmodel.selector import LabelSelector, selector_matches
 
 from services.workload_controller.logic.actions import Action, PatchMetadata
+from services.workload_controller.logic.pod_state import is_active
 from services.workload_controller.logic.pod_template import controller_reference
 
 T = TypeVar("T", bound=KubeObject)
@@ -33,6 +36,18 @@ class Claim(Generic[T]):
 
     owned: list[T] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
+
+
+def claim_active_pods(
+    owner: KubeObject, selector: LabelSelector, pods: Iterable[Pod]
+) -> Claim[Pod]:
+    """Claim the active pods (not terminal, not being deleted) by the owner's
+    selector: what ReplicaSets and DaemonSets count."""
+    return claim(
+        owner,
+        (p for p in pods if is_active(p)),
+        lambda p: selector_matches(selector, p.metadata.labels),
+    )
 
 
 def claim(owner: KubeObject, candidates: Iterable[T], matches: Callable[[T], bool]) -> Claim[T]:

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from podmodel.pod import Pod
-from podmodel.selector import selector_matches
 from podmodel.workloads import ReplicaSet, ReplicaSetStatus
 
 from services.workload_controller.logic.actions import (
@@ -44,10 +43,9 @@ from services.workload_controller.logic.actions import (
     UpdateStatus,
     event,
 )
-from services.workload_controller.logic.ownership import claim
+from services.workload_controller.logic.ownership import claim_active_pods
 from services.workload_controller.logic.pod_state import (
     deletion_order_key,
-    is_active,
     is_available,
     is_ready,
     seconds_until_available,
@@ -80,12 +78,7 @@ def plan_replicaset(
     `pods`: the pods the driver indexed under this ReplicaSet's uid plus the
     namespace's orphans (others are ignored anyway)."""
     candidates = list(pods)
-    selector = rs.spec.selector
-    claimed = claim(
-        rs,
-        (p for p in candidates if is_active(p)),
-        lambda p: selector_matches(selector, p.metadata.labels),
-    )
+    claimed = claim_active_pods(rs, rs.spec.selector, candidates)
     actions: list[Action] = list(claimed.actions)
     owned = claimed.owned
 

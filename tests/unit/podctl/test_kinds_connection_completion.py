@@ -78,6 +78,7 @@ def test_all_is_kubectls_category_of_what_podbus_serves() -> None:
         "Deployment",
         "ReplicaSet",
         "StatefulSet",
+        "CronJob",
         "Job",
     ]
     assert [r.kind for r, _ in parse_targets(["all,nodes"])][-1] == "Node"

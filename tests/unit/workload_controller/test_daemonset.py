@@ -21,6 +21,7 @@ from services.workload_controller.logic.daemonset import (
     target_node,
 )
 from services.workload_controller.logic.pod_template import compute_hash
+from tests.integration.test_wc_daemonset import daemon_set as daemon_set_manifest
 from tests.integration.test_wc_harness import prepared
 from tests.unit.workload_controller.sample_objects import later, owner_ref, pod
 
@@ -28,21 +29,9 @@ NOW = later(0)
 
 
 def daemon_set(**spec: Any) -> DaemonSet:
-    ds = prepared(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "DaemonSet",
-            "metadata": {"name": "agent", "namespace": "default"},
-            "spec": {
-                "selector": {"matchLabels": {"app": "agent"}},
-                "template": {
-                    "metadata": {"labels": {"app": "agent"}},
-                    "spec": {"containers": [{"name": "a", "image": "agent:1"}]},
-                },
-                **spec,
-            },
-        }
-    )
+    raw = daemon_set_manifest()
+    raw["spec"].update(spec)
+    ds = prepared(raw)
     assert isinstance(ds, DaemonSet)
     ds.metadata.uid = "ds-uid"
     ds.metadata.generation = 1

@@ -30,6 +30,7 @@ def test_logic_modules_import_no_io_and_read_no_clock() -> None:
 
 def test_public_names_are_the_plan_functions_and_actions() -> None:
     assert {name for name in logic.__all__ if name.startswith("plan_")} == {
+        "plan_cronjob",
         "plan_daemonset",
         "plan_deployment",
         "plan_garbage_collection",
