@@ -187,14 +187,22 @@ def _container_block(w: _Writer, c: Obj, status: Obj | None, ephemeral: bool = F
     ):
         if c.get(probe_name):
             w.line(2, f"{label}:", _probe_text(c[probe_name]))
+    env_from = c.get("envFrom") or []
+    if env_from:
+        w.line(2, "Environment Variables from:")
+        for source in env_from:
+            for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                ref = source.get(key)
+                if ref is None:
+                    continue
+                prefix = source.get("prefix")
+                what = f"{kind} with prefix '{prefix}'" if prefix else kind
+                w.line(3, ref.get("name", ""), what, f"Optional: {_optional(ref)}")
     env = c.get("env") or []
     if env:
         w.line(2, "Environment:")
         for e in env:
-            value = e.get("value")
-            if value is None and e.get("valueFrom"):
-                value = "<set from valueFrom>"
-            w.line(3, f"{e.get('name')}:", value or "")
+            w.line(3, f"{e.get('name')}:", *_env_value(e))
     else:
         w.line(2, "Environment:", "<none>")
     mounts = c.get("volumeMounts") or []
@@ -205,6 +213,31 @@ def _container_block(w: _Writer, c: Obj, status: Obj | None, ephemeral: bool = F
             w.line(3, f"{m.get('mountPath')} from {m.get('name')} ({mode})")
     else:
         w.line(2, "Mounts:", "<none>")
+
+
+def _optional(ref: Obj) -> str:
+    return "true" if ref.get("optional") else "false"
+
+
+def _env_value(e: Obj) -> list[str]:
+    """The cells kubectl's describeContainerEnvVars prints for one variable."""
+    source = e.get("valueFrom")
+    if not source:
+        return [e.get("value") or ""]
+    if source.get("fieldRef"):
+        ref = source["fieldRef"]
+        return [f" ({ref.get('apiVersion') or 'v1'}:{ref.get('fieldPath', '')})"]
+    if source.get("resourceFieldRef"):
+        return [f" ({source['resourceFieldRef'].get('resource', '')})"]
+    if source.get("secretKeyRef"):
+        ref = source["secretKeyRef"]
+        text = f"<set to the key '{ref.get('key', '')}' in secret '{ref.get('name', '')}'>"
+        return [text, f"Optional: {_optional(ref)}"]
+    if source.get("configMapKeyRef"):
+        ref = source["configMapKeyRef"]
+        text = f"<set to the key '{ref.get('key', '')}' of config map '{ref.get('name', '')}'>"
+        return [text, f"Optional: {_optional(ref)}"]
+    return ["<set from valueFrom>"]
 
 
 def _volume_lines(w: _Writer, volumes: list[Obj]) -> None:
@@ -234,8 +267,23 @@ def _volume_lines(w: _Writer, volumes: list[Obj]) -> None:
             w.line(2, "ClaimName:", pvc.get("claimName") or "")
             w.line(2, "ReadOnly:", "true" if pvc.get("readOnly") else "false")
         elif "configMap" in v:
+            cm = v.get("configMap") or {}
             w.line(2, "Type:", "ConfigMap (a volume populated by a ConfigMap)")
-            w.line(2, "Name:", (v.get("configMap") or {}).get("name") or "")
+            w.line(2, "Name:", cm.get("name") or "")
+            w.line(2, "Optional:", _optional(cm))
+        elif "secret" in v:
+            secret = v.get("secret") or {}
+            w.line(2, "Type:", "Secret (a volume populated by a Secret)")
+            w.line(2, "SecretName:", secret.get("secretName") or "")
+            w.line(2, "Optional:", _optional(secret))
+        elif "downwardAPI" in v:
+            w.line(2, "Type:", "DownwardAPI (a volume populated by information about the pod)")
+            w.line(2, "Items:")
+            for item in (v.get("downwardAPI") or {}).get("items") or []:
+                ref = item.get("fieldRef") or {}
+                res = item.get("resourceFieldRef") or {}
+                source = ref.get("fieldPath") or res.get("resource") or ""
+                w.line(3, f"{source} -> {item.get('path', '')}")
         else:
             kinds = [k for k in v if k != "name"]
             w.line(2, "Type:", kinds[0] if kinds else "<unknown>")

@@ -12,7 +12,7 @@ from podmodel.config import MAX_DATA_BYTES, ConfigMap, Secret, decode_base64, en
 from podmodel.defaults import apply_defaults
 from podmodel.validation import CONFIG_KEY_MSG, config_key_problem, validate
 
-from clients.podctl.describe_text import describe_generic
+from clients.podctl.describe_text import describe_generic, describe_pod
 from clients.podctl.kinds import resource
 from clients.podctl.tables import headers_for, rows_for
 from services.workload_controller.api import IMMUTABLE_SET, validate_config_update
@@ -100,3 +100,20 @@ def test_podctl_names_lists_and_describes_them() -> None:
     assert "password:  6 bytes" in text and "s3cr3t" not in text
     text = describe_generic("ConfigMap", cm, [], 0.0)
     assert "a:\n----\n1\n\nb:\n----\n2\n\nBinaryData\n====\nc:  1 bytes\n" in text
+
+
+def test_describe_pod_names_where_env_and_volumes_come_from() -> None:
+    pod = {"kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+           "spec": {"containers": [{"name": "a", "image": "busybox",
+                    "envFrom": [{"prefix": "DB_", "secretRef": {"name": "db", "optional": True}}],
+                    "env": [{"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                            {"name": "G", "valueFrom": {
+                                "configMapKeyRef": {"name": "app", "key": "greeting"}}}]}],
+                    "volumes": [{"name": "s", "secret": {"secretName": "db"}}]},
+           "status": {}}  # fmt: skip
+    lines = [" ".join(line.split()) for line in describe_pod(pod, [], 0.0).splitlines()]
+    assert "db Secret with prefix 'DB_' Optional: true" in lines
+    assert "N: (v1:spec.nodeName)" in lines
+    assert "G: <set to the key 'greeting' of config map 'app'> Optional: false" in lines
+    assert "Type: Secret (a volume populated by a Secret)" in lines
+    assert "SecretName: db" in lines
