@@ -1403,6 +1403,8 @@ async def cmd_create(c: PodbusClient, args: argparse.Namespace) -> int:
     if len(args.what) < 2:
         raise UserError(f"NAME is required for create {what}")
     name = args.what[1]
+    if what == "job" and args.from_:
+        return await _create_job_from_cronjob(c, args, name)
     if not args.image:
         raise UserError("--image is required")
     container: Obj = {
@@ -1447,6 +1449,48 @@ async def cmd_create(c: PodbusClient, args: argparse.Namespace) -> int:
         return 1
     await c.apply(to_builtins(result.objects[0]))
     _out(f"{res.ref(name)} created")
+    return 0
+
+
+async def _create_job_from_cronjob(c: PodbusClient, args: argparse.Namespace, name: str) -> int:
+    """`create job NAME --from=cronjob/CRON`: a run now, from the CronJob's
+    template, owned by it and marked manual, as kubectl makes it."""
+    kind, _, source = args.from_.partition("/")
+    if resource(kind).kind != "CronJob" or not source:
+        raise UserError(f"from must be an existing cronjob: {args.from_}")
+    ns = _namespace(args)
+    cj = await _must_get(c, resource("CronJob"), ns, source)
+    template = (cj.get("spec") or {}).get("jobTemplate") or {}
+    meta = template.get("metadata") or {}
+    cj_meta = cj.get("metadata") or {}
+    job: Obj = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": {
+                **(meta.get("annotations") or {}),
+                "cronjob.kubernetes.io/instantiate": "manual",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "CronJob",
+                    "name": source,
+                    "uid": cj_meta.get("uid", ""),
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": template.get("spec") or {},
+    }
+    if await c.get("Job", ns, name) is not None:
+        _err(f'error: failed to create job: jobs.batch "{name}" already exists')
+        return 1
+    await c.apply(job)
+    _out(f"job.batch/{name} created")
     return 0
 
 
@@ -1608,6 +1652,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-file", action="append", help="configmap/secret: [key=]path or a dir")
     p.add_argument("--from-env-file", action="append", help="configmap/secret: KEY=VALUE lines")
     p.add_argument("--type", help="secret: its type (default Opaque)")
+    p.add_argument("--from", dest="from_", help="job: cronjob/NAME, a run of its template now")
     p.add_argument("--replicas", type=int, default=1)
     p.add_argument("--port", type=int)
     p.add_argument(

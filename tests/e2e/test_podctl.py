@@ -409,6 +409,7 @@ spec:
   jobTemplate:
     spec:
       template:
+        metadata: {annotations: {sim.podbus.io/exit-after: "1s"}}
         spec:
           containers: [{name: report, image: busybox, command: [date]}]
           restartPolicy: OnFailure
@@ -434,7 +435,15 @@ def test_cron_jobs_apply_list_and_reject_bad_schedules(cluster: Cluster) -> None
     bad = CRON_JOB.replace('"0 3 * * *"', '"0 25 * * *"').replace("nightly", "broken")
     r = cluster.podctl("apply", "-f", "-", stdin=bad)
     assert r.code == 1 and 'spec.schedule: Invalid value: "0 25 * * *"' in r.err, r
+    made = cluster.ok("create", "job", "nightly-now", "--from=cronjob/nightly")
+    assert made.out == "job.batch/nightly-now created\n"
+    cluster.ok("wait", "--for=condition=Complete", "job/nightly-now", "--timeout=40s")
+    job = json.loads(cluster.ok("get", "job", "nightly-now", "-o", "json").out)
+    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
     cluster.ok("delete", "cj", "nightly")
+    wait_until(
+        lambda: cluster.podctl("get", "job", "nightly-now").code == 1, what="the Job collected"
+    )
 
 
 def test_delete_waits_and_cascades(cluster: Cluster) -> None:
