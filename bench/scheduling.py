@@ -14,6 +14,10 @@ created in bulk as pending):
   with required anti-affinity to its own colour on the hostname: every node
   ends with exactly one pod of each colour (the cluster is exactly full).
 
+- SchedulingDaemonset (only with --scenario): 5,000 nodes, 5,000 pods each
+  pinned to its node by `matchFields metadata.name` as the DaemonSet
+  controller pins them: NodeAffinity's pre-filter narrows each cycle to that
+  node (Kubernetes' PreFilterResult.NodeNames).
 - SchedulingBasicTenPercentUnschedulable (only with --scenario): Basic with
   every tenth pod selecting a label no node has (the cost of failures:
   full filter passes, status writes, FailedScheduling events).
@@ -156,6 +160,21 @@ def anti_affinity_pod(i: int) -> Pod:
     return pod
 
 
+def daemon_pod(i: int) -> Pod:
+    """A DaemonSet's pod for node i: pinned by matchFields metadata.name, as
+    the DaemonSet controller pins it (scheduler_perf's SchedulingDaemonset)."""
+    pod = base_pod(i)
+    pin = NodeSelectorRequirement(key="metadata.name", operator="In", values=[f"node-{i:05d}"])
+    pod.spec.affinity = Affinity(
+        node_affinity=NodeAffinity(
+            required_during_scheduling_ignored_during_execution=NodeSelector(
+                node_selector_terms=[NodeSelectorTerm(match_fields=[pin])]
+            )
+        )
+    )
+    return pod
+
+
 def unschedulable_every_tenth_pod(i: int) -> Pod:
     """pod-default, but every tenth pod selects a label no node has: each
     costs a full filter pass, a status write and a FailedScheduling event."""
@@ -184,6 +203,7 @@ def scenarios(scale: float) -> list[Scenario]:
         Scenario("SchedulingBasic", n(5000), n(10000), {}, base_pod),
         Scenario("SchedulingNodeAffinity", n(5000), n(10000), {ZONE: "zone1"}, node_affinity_pod),
         Scenario("SchedulingPodAntiAffinity", n(500), 2 * n(500), {}, anti_affinity_pod),
+        Scenario("SchedulingDaemonset", n(5000), n(5000), {}, daemon_pod, optional=True),
         Scenario(
             "SchedulingBasicTenPercentUnschedulable",
             n(5000),

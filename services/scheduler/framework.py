@@ -79,15 +79,23 @@ class Failure:
 class CycleState:
     """Per-pod, per-cycle scratch space: the pod, the snapshot, and each
     plugin's pre-computed state under its name. `clone` copies plugin states
-    that define `clone()` (preemption's what-if runs mutate them)."""
+    that define `clone()` (preemption's what-if runs mutate them).
+
+    `node_names`: Kubernetes' PreFilterResult.NodeNames: a pre-filter that
+    knows only these nodes can fit (a DaemonSet pod's matchFields) narrows
+    the walk to them; None is every node."""
 
     pod: PodInfo
     snapshot: ClusterSnapshot
     data: dict[str, Any] = field(default_factory=dict)
+    node_names: frozenset[str] | None = None
+
+    def restrict_nodes(self, names: frozenset[str]) -> None:
+        self.node_names = names if self.node_names is None else self.node_names & names
 
     def clone(self) -> CycleState:
         copied = {k: (v.clone() if hasattr(v, "clone") else v) for k, v in self.data.items()}
-        return CycleState(self.pod, self.snapshot, copied)
+        return CycleState(self.pod, self.snapshot, copied, self.node_names)
 
 
 class FilterPlugin:

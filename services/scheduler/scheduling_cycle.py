@@ -384,6 +384,12 @@ def schedule_one(
         ):
             return ScheduleResult(node.name, 1, 1, filter_plugins=names)
 
+    if cycle.node_names is not None:
+        narrowed = _schedule_among(snapshot, cycle, runner, profile, rng, names)
+        if narrowed is not None:
+            return narrowed
+        # none of them fits: the whole walk below says why, node by node
+
     to_find = num_feasible_nodes_to_find(n, profile.percentage_of_nodes_to_score)
     start = snapshot.next_start_index % n
     nominated_idx = _nominated_indices(snapshot, runner)
@@ -413,6 +419,46 @@ def schedule_one(
         result.node_name = snapshot.names[feasible[0]]
         return result
     _score(result, cycle, profile, feasible, feasible_keys, rng)
+    return result
+
+
+def _schedule_among(
+    snapshot: ClusterSnapshot,
+    cycle: CycleState,
+    runner: FilterRunner,
+    profile: Profile,
+    rng: random.Random,
+    names: tuple[str, ...],
+) -> ScheduleResult | None:
+    """The cycle over the nodes a pre-filter narrowed it to (a DaemonSet
+    pod: one node instead of every node); None when none of them fits."""
+    assert cycle.node_names is not None
+    candidates = [
+        node for name in sorted(cycle.node_names) if (node := snapshot.node(name)) is not None
+    ]
+    feasible: list[int] = []
+    for node in candidates:
+        noms = runner.nominated_for(node) if snapshot.nominated else None
+        f = (
+            runner.run_with_nominated(cycle, node, noms)
+            if noms
+            else runner.outcome(node, snapshot.class_keys[node.index])
+        )
+        if f is None:
+            feasible.append(node.index)
+    if not feasible:
+        return None
+    result = ScheduleResult(
+        None,
+        evaluated_nodes=len(candidates),
+        feasible_nodes=len(feasible),
+        filter_plugins=names,
+    )
+    if len(feasible) == 1:
+        result.node_name = snapshot.names[feasible[0]]
+        return result
+    keys = [snapshot.class_keys[i] for i in feasible]
+    _score(result, cycle, profile, feasible, keys, rng)
     return result
 
 

@@ -65,6 +65,25 @@ class RequiredNodeAffinity:
         )
 
 
+def node_names(terms: Sequence[NodeSelectorTerm] | None) -> frozenset[str] | None:
+    """The only nodes the required terms can select when every term names
+    them with `matchFields metadata.name In` (getPreFilterResult); None when
+    some term does not."""
+    if not terms:
+        return None
+    union: set[str] = set()
+    for term in terms:
+        named = [
+            set(r.values)
+            for r in term.match_fields
+            if r.key == "metadata.name" and r.operator == "In"
+        ]
+        if not named:
+            return None
+        union |= set.intersection(*named)
+    return frozenset(union)
+
+
 def _term_needs_node(term: NodeSelectorTerm) -> bool:
     return bool(term.match_fields) or any(r.key == HOSTNAME_LABEL for r in term.match_expressions)
 
@@ -85,6 +104,9 @@ class NodeAffinity(FilterPlugin, ScorePlugin):
         if required.empty:
             return None
         cycle.data[NAME] = required
+        names = node_names(required.terms)
+        if names is not None:
+            cycle.restrict_nodes(names)
         return Scope.NODE if required.needs_node else Scope.STATIC
 
     def filter_static(self, cycle: CycleState, static: NodeStatic) -> Failure | None:

@@ -7,7 +7,7 @@ from podmodel.pod import NodeAffinity as K8sNodeAffinity
 
 from services.scheduler.cluster_snapshot import HOSTNAME_LABEL
 from services.scheduler.framework import Code, Scope
-from services.scheduler.plugins.node_affinity import NodeAffinity
+from services.scheduler.plugins.node_affinity import NodeAffinity, node_names
 from tests.unit.scheduler.builders import (
     cycle,
     node,
@@ -139,3 +139,34 @@ def test_match_fields_for_a_missing_node_is_unschedulable() -> None:
     assert (
         r.message == "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
     )
+
+
+def test_node_names_only_when_every_term_names_them() -> None:
+    by_name = NodeSelectorTerm(
+        match_fields=[
+            NodeSelectorRequirement(key="metadata.name", operator="In", values=["a", "b"])
+        ]
+    )
+    narrower = NodeSelectorTerm(
+        match_fields=[
+            NodeSelectorRequirement(key="metadata.name", operator="In", values=["a", "b"]),
+            NodeSelectorRequirement(key="metadata.name", operator="In", values=["b", "c"]),
+        ]
+    )
+    by_label = NodeSelectorTerm(
+        match_expressions=[NodeSelectorRequirement(key="zone", operator="In", values=["z1"])]
+    )
+    assert node_names([by_name]) == {"a", "b"}
+    assert node_names([narrower]) == {"b"}
+    assert node_names(
+        [
+            by_name,
+            NodeSelectorTerm(
+                match_fields=[
+                    NodeSelectorRequirement(key="metadata.name", operator="In", values=["x"])
+                ]
+            ),
+        ]
+    ) == {"a", "b", "x"}
+    assert node_names([by_name, by_label]) is None
+    assert node_names(None) is None

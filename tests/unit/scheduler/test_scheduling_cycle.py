@@ -4,6 +4,14 @@ random tie-break and the per-plugin counts for the trace."""
 
 from __future__ import annotations
 
+from podmodel.pod import (
+    Affinity,
+    NodeAffinity,
+    NodeSelector,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
+)
+
 from services.scheduler.scheduling_cycle import num_feasible_nodes_to_find
 from tests.unit.scheduler.builders import bound, info, node, pod, schedule, snapshot, taint
 
@@ -146,3 +154,34 @@ def test_nominated_node_is_tried_first() -> None:
     snap = snapshot([node("a"), node("b"), node("c")])
     for seed in range(10):
         assert schedule(snap, pod(f"p{seed}", nominated="c"), seed=seed).node_name == "c"
+
+
+def _pinned(*node_names: str) -> Affinity:
+    """A DaemonSet pod's affinity: matchFields metadata.name In [...]."""
+    pin = NodeSelectorRequirement(key="metadata.name", operator="In", values=list(node_names))
+    return Affinity(
+        node_affinity=NodeAffinity(
+            required_during_scheduling_ignored_during_execution=NodeSelector(
+                node_selector_terms=[NodeSelectorTerm(match_fields=[pin])]
+            )
+        )
+    )
+
+
+def test_a_pod_pinned_by_match_fields_is_filtered_on_its_node_only() -> None:
+    snap = snapshot([node(f"n{i:04d}") for i in range(1000)])
+    r = schedule(snap, pod("ds-1", affinity=_pinned("n0777")))
+    assert r.node_name == "n0777" and r.evaluated_nodes == 1
+    assert snap.next_start_index == 0  # the round-robin window did not move
+    r = schedule(snap, pod("ds-2", affinity=_pinned("n0001", "n0002", "absent")))
+    assert r.node_name in ("n0001", "n0002") and r.evaluated_nodes == 2
+
+
+def test_a_pinned_pod_that_does_not_fit_gets_the_whole_message() -> None:
+    snap = snapshot([node("a", cpu="1"), node("b"), node("c")])
+    r = schedule(snap, pod("ds-a", cpu="2", affinity=_pinned("a")), preemption=False)
+    assert r.node_name is None
+    assert r.message == (
+        "0/3 nodes are available: 1 Insufficient cpu, "
+        "2 node(s) didn't match Pod's node affinity/selector."
+    )
