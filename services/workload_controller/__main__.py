@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from servicekit.leader import LeaderElection
-from servicekit.runner import ServiceContext, run_service
+from servicekit.runner import ServiceContext, run_service, uvloop_factory
 
 from services.workload_controller.controllers import ControllerConfig, lead
 from services.workload_controller.intake import serve_intake
@@ -114,4 +114,5 @@ async def main(ctx: ServiceContext) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_service(NAME, main, build_parser()))
+    # uvloop: the intake is socket work (NATS requests, Redis round trips)
+    sys.exit(run_service(NAME, main, build_parser(), loop_factory=uvloop_factory()))
