@@ -116,3 +116,41 @@ async def test_daemon_pods_follow_nodes_and_roll(nats_url: str, redis_url: str) 
             return not await h.pods("agent-", active=False)
 
         await wait_for(all_gone, timeout=20, message="daemon pods collected")
+
+
+async def test_surge_rolls_without_a_node_going_without(nats_url: str, redis_url: str) -> None:
+    def surging(image: str) -> dict[str, Any]:
+        raw = daemon_set(image)
+        raw["spec"]["updateStrategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+        }
+        return raw
+
+    async with controllers_running(nats_url, redis_url) as h:
+        await h.store.create_many([node("n1"), node("n2"), node("n3")])
+        await play_nodes(h)
+        await h.apply(surging("agent:1"))
+
+        async def settled(image: str) -> bool:
+            await play_nodes(h)
+            pods = await h.pods("agent-")
+            running = {p.spec.node_name for p in pods if p.status.phase == "Running"}
+            images = {p.spec.containers[0].image for p in pods}
+            return len(pods) == 3 and running == {"n1", "n2", "n3"} and images == {image}
+
+        await wait_for(lambda: settled("agent:1"), message="3 pods of agent:1")
+        most = 0
+
+        async def rolled() -> bool:
+            nonlocal most
+            done = await settled("agent:2")
+            pods = await h.pods("agent-")
+            running = {p.spec.node_name for p in pods if p.status.phase == "Running"}
+            assert running == {"n1", "n2", "n3"}, pods  # no node ever without its pod
+            most = max(most, len(pods))
+            return done
+
+        await h.apply(surging("agent:2"))
+        await wait_for(rolled, timeout=20, interval=0.02, message="rolled with surge")
+        assert most <= 4  # maxSurge 1: at most one extra pod at a time

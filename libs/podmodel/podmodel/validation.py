@@ -1210,15 +1210,15 @@ def _validate_deployment(d: Deployment, errs: Errors) -> None:
         )
     elif ru is not None:
         _validate_surge_and_unavailable(
-            errs, "spec.strategy.rollingUpdate", ru.max_surge, ru.max_unavailable, False
+            errs, "spec.strategy.rollingUpdate", ru.max_surge, ru.max_unavailable
         )
 
 
 def _validate_surge_and_unavailable(
-    errs: Errors, p: str, surge: int | str, unavailable: int | str, surge_max_percent: bool
+    errs: Errors, p: str, surge: int | str, unavailable: int | str
 ) -> None:
-    """maxSurge / maxUnavailable: counts or percentages, not both 0."""
-    surge_n = _int_or_percent(errs, f"{p}.maxSurge", surge, max_percent=surge_max_percent)
+    """A Deployment's maxSurge / maxUnavailable: counts or percentages, not both 0."""
+    surge_n = _int_or_percent(errs, f"{p}.maxSurge", surge, max_percent=False)
     unavailable_n = _int_or_percent(errs, f"{p}.maxUnavailable", unavailable, max_percent=True)
     if surge_n == 0 and unavailable_n == 0:
         errs.invalid(f"{p}.maxUnavailable", unavailable, "may not be 0 when `maxSurge` is 0")
@@ -1245,9 +1245,18 @@ def _validate_daemon_set(ds: DaemonSet, errs: Errors) -> None:
     errs.enum("spec.updateStrategy.type", strategy.type, DAEMONSET_STRATEGIES, empty_ok=False)
     ru = strategy.rolling_update
     if ru is not None and strategy.type == "RollingUpdate":
-        _validate_surge_and_unavailable(
-            errs, "spec.updateStrategy.rollingUpdate", ru.max_surge, ru.max_unavailable, True
+        # ValidateRollingUpdateDaemonSet: exactly one of the two is non-zero
+        p = "spec.updateStrategy.rollingUpdate"
+        surge = _int_or_percent(errs, f"{p}.maxSurge", ru.max_surge, max_percent=True)
+        unavailable = _int_or_percent(
+            errs, f"{p}.maxUnavailable", ru.max_unavailable, max_percent=True
         )
+        if surge and unavailable:
+            errs.invalid(
+                f"{p}.maxSurge", ru.max_surge, "may not be set when maxUnavailable is non-zero"
+            )
+        elif surge == 0 and unavailable == 0:
+            errs.required(f"{p}.maxUnavailable", "cannot be 0 when maxSurge is 0")
 
 
 def _validate_claim_template(errs: Errors, path: str, claim: PersistentVolumeClaim) -> None:

@@ -18,12 +18,14 @@ Owns `plan_daemonset`. Pure: the DaemonSet, the nodes, its candidate pods,
 - Extra pods on a node (the oldest stays), pods on nodes that should not run
   one, and failed daemon pods are deleted; a failed pod is replaced at the
   next sync, as the controller does.
-- RollingUpdate: pods carry `controller-revision-hash` (the template's hash);
-  an old pod that is not available is replaced at once, an available one
-  only while fewer than maxUnavailable (of the desired count, rounded up)
-  nodes are unavailable. maxSurge is validated but pods are not surged (the
-  old pod goes before the new one comes). OnDelete: only deleted pods are
-  replaced.
+- RollingUpdate: pods carry `controller-revision-hash` (the template's hash).
+  With maxUnavailable (maxSurge 0) an old pod that is not available is
+  replaced at once, an available one only while fewer than maxUnavailable
+  (of the desired count, rounded up) nodes are unavailable; the old pod goes
+  before the new one comes. With maxSurge (maxUnavailable 0) the new pod
+  comes first, beside the old one, on up to maxSurge nodes at a time (at
+  once where the old pod is unavailable), and the old pod goes when the new
+  one is available. OnDelete: only deleted pods are replaced.
 - Status: desired / current / misscheduled / ready / available /
   unavailable / updated numbers and observedGeneration.
 """
@@ -204,18 +206,39 @@ def plan_daemonset(
 
     factory: PodFactory | None = None
     taken = {p.metadata.name for p in candidates}
-    desired = current = misscheduled = ready = available = updated = 0
+
+    def create_on(node_name: str) -> None:
+        nonlocal factory
+        if factory is None:
+            factory = PodFactory(
+                ds.spec.template,
+                ds,
+                extra_labels={
+                    REVISION_LABEL: revision,
+                    TEMPLATE_GENERATION_LABEL: str(ds.metadata.generation),
+                },
+            )
+        pod = factory.make_generated(rng, taken)
+        taken.add(pod.metadata.name)
+        _pin_to(pod, node_name)
+        actions.append(
+            CreatePod(pod, event=event(ds, "SuccessfulCreate", f"Created pod: {pod.metadata.name}"))
+        )
+
+    should = {n.metadata.name: node_should_run(ds, n) for n in nodes}
+    desired = sum(1 for run, _keep in should.values() if run)
+    strategy = ds.spec.update_strategy
+    ru = strategy.rolling_update if strategy.type == "RollingUpdate" else None
+    surge = _scaled(ru.max_surge, desired) if ru is not None else 0
+    current = misscheduled = ready = available = updated = 0
     unavailable_nodes = 0
-    old_pods: list[tuple[Pod, bool]] = []  # (pod, available)
+    old_pods: list[tuple[Pod, bool]] = []  # (pod, available), no surge
+    surging: list[tuple[str, Pod, bool, Pod | None, bool]] = []  # node, old, avail, new, avail
     waits: list[float] = []
-    seen_nodes = set()
     for node in nodes:
         name = node.metadata.name
-        seen_nodes.add(name)
-        run, keep = node_should_run(ds, node)
+        run, keep = should[name]
         here = _oldest_first(by_node.get(name, []))
-        if run:
-            desired += 1
         if here and run:
             current += 1
         elif here:
@@ -223,64 +246,74 @@ def plan_daemonset(
         if deleting:
             continue
         if run and not here:
-            if factory is None:
-                factory = PodFactory(
-                    ds.spec.template,
-                    ds,
-                    extra_labels={
-                        REVISION_LABEL: revision,
-                        TEMPLATE_GENERATION_LABEL: str(ds.metadata.generation),
-                    },
-                )
-            pod = factory.make_generated(rng, taken)
-            taken.add(pod.metadata.name)
-            _pin_to(pod, name)
-            actions.append(
-                CreatePod(
-                    pod, event=event(ds, "SuccessfulCreate", f"Created pod: {pod.metadata.name}")
-                )
-            )
+            create_on(name)
             unavailable_nodes += 1
             continue
         if here and not keep:
             for pod in here:
                 delete(pod, f"node {name} should not run this daemon pod")
             continue
-        for extra in here[1:]:
-            delete(extra, f"more than one daemon pod on node {name}")
         if not here:
             continue
+        new = [p for p in here if p.metadata.labels.get(REVISION_LABEL) == revision]
+        old = [p for p in here if p.metadata.labels.get(REVISION_LABEL) != revision]
+        kept = [*new[:1], *old[:1]] if surge else here[:1]
+        for extra in here:
+            if extra not in kept:
+                delete(extra, f"more than one daemon pod on node {name}")
+        new = [p for p in new if p in kept]
+        old = [p for p in old if p in kept]
         if not run:
             continue  # kept (a NoSchedule taint came), counted as misscheduled
-        pod = here[0]
-        ready += is_ready(pod)
-        is_avail = is_available(pod, min_ready, now)
-        if is_avail:
+        avail = {id(p): is_available(p, min_ready, now) for p in kept}
+        ready += any(is_ready(p) for p in kept)
+        if any(avail.values()):
             available += 1
         else:
             unavailable_nodes += 1
-            if (w := seconds_until_available(pod, min_ready, now)) is not None:
+        for p in kept:
+            if not avail[id(p)] and (w := seconds_until_available(p, min_ready, now)) is not None:
                 waits.append(w)
-        if pod.metadata.labels.get(REVISION_LABEL) == revision:
+        newest = new[0] if new else None
+        if newest is not None:
             updated += 1
-        else:
-            old_pods.append((pod, is_avail))
+        if old and (newest is None or surge):
+            if surge:
+                new_avail = avail[id(newest)] if newest is not None else False
+                surging.append((name, old[0], avail[id(old[0])], newest, new_avail))
+            else:
+                old_pods.append((old[0], avail[id(old[0])]))
     if not deleting:
         for name, stranded in by_node.items():
-            if name and name not in seen_nodes:
+            if name and name not in should:
                 for pod in stranded:
                     delete(pod, f"node {name} is gone")
 
-    strategy = ds.spec.update_strategy
-    if not deleting and strategy.type == "RollingUpdate" and old_pods:
-        ru = strategy.rolling_update
-        budget = _scaled(ru.max_unavailable, desired) if ru is not None else 1
+    if not deleting and old_pods:  # maxUnavailable: old goes, then new comes
+        budget = _scaled(ru.max_unavailable, desired) if ru is not None else 0
         for pod, is_avail in old_pods:
+            if ru is None:
+                break  # OnDelete
             if not is_avail:
                 delete(pod, "rolling update: replace an unavailable old pod")
             elif unavailable_nodes < budget:
                 unavailable_nodes += 1
                 delete(pod, "rolling update")
+    if not deleting and surging:  # maxSurge: new comes, then old goes
+        candidates_new: list[str] = []
+        in_surge = 0
+        for name, old_pod, old_avail, new_pod, new_avail in surging:
+            if new_pod is None:
+                if old_avail:
+                    candidates_new.append(name)
+                else:
+                    create_on(name)  # replacing an unavailable pod costs no surge
+            else:
+                in_surge += 1
+                if new_avail:
+                    delete(old_pod, "rolling update: its replacement is available")
+        for name in candidates_new[: max(surge - in_surge, 0)]:
+            create_on(name)
 
     status = DaemonSetStatus(
         current_number_scheduled=current,

@@ -8,11 +8,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from podmodel.codec import ErrorReply
 from podmodel.meta import ObjectMeta
 from podmodel.node import Node, NodeSpec, Taint
 from podmodel.pod import Pod
 from podmodel.workloads import DaemonSet
 
+from services.workload_controller.api import prepare_object
 from services.workload_controller.logic.actions import CreatePod, DeletePod, UpdateStatus
 from services.workload_controller.logic.daemonset import (
     REVISION_LABEL,
@@ -146,3 +148,58 @@ def test_a_daemon_set_being_deleted_creates_nothing() -> None:
     ds = daemon_set()
     ds.metadata.deletion_timestamp = "2026-01-01T00:00:00Z"
     assert creates(plan_daemonset(ds, [node("n1")], [], NOW, random.Random(1))) == []
+
+
+def surging() -> DaemonSet:
+    return daemon_set(
+        updateStrategy={"type": "RollingUpdate",
+                        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    )  # fmt: skip
+
+
+def test_surge_brings_the_new_pod_before_the_old_one_goes() -> None:
+    ds = surging()
+    nodes = [node("n0"), node("n1"), node("n2")]
+    old = [daemon_pod(ds, f"old-{i}", f"n{i}", current=False) for i in range(3)]
+    actions = plan_daemonset(ds, nodes, old, NOW, random.Random(1))
+    assert deleted(actions) == []  # nothing goes first
+    assert [target_node(p) for p in creates(actions)] == ["n0"]  # maxSurge 1
+    # n0 has both; the new one not yet available: nothing more (surge used)
+    fresh = daemon_pod(ds, "new-0", "n0", ready=False)
+    actions = plan_daemonset(ds, nodes, [*old, fresh], NOW, random.Random(1))
+    assert deleted(actions) == [] and creates(actions) == []
+    # the new one available: its old pod goes, and the next node surges
+    fresh = daemon_pod(ds, "new-0", "n0")
+    actions = plan_daemonset(ds, nodes, [*old, fresh], NOW, random.Random(1))
+    assert deleted(actions) == ["old-0"]
+    assert creates(actions) == []  # n0 still counts toward surge until old-0 is gone
+    actions = plan_daemonset(ds, nodes, [fresh, *old[1:]], NOW, random.Random(1))
+    assert [target_node(p) for p in creates(actions)] == ["n1"]
+
+
+def test_surge_replaces_an_unavailable_old_pod_at_once_without_surge() -> None:
+    ds = surging()
+    nodes = [node("n0"), node("n1")]
+    pods = [
+        daemon_pod(ds, "old-broken", "n0", current=False, ready=False),
+        daemon_pod(ds, "old-ok", "n1", current=False),
+    ]
+    actions = plan_daemonset(ds, nodes, pods, NOW, random.Random(1))
+    assert sorted(target_node(p) for p in creates(actions)) == ["n0", "n1"]
+    assert deleted(actions) == []
+
+
+def test_surge_and_unavailable_may_not_both_be_set() -> None:
+    raw = daemon_set_manifest()
+    raw["spec"]["updateStrategy"] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1},
+    }
+    reply = prepare_object(raw)
+    assert isinstance(reply, ErrorReply)
+    assert [(e.field, e.message) for e in reply.details] == [
+        (
+            "spec.updateStrategy.rollingUpdate.maxSurge",
+            "Invalid value: 1: may not be set when maxUnavailable is non-zero",
+        )
+    ]
