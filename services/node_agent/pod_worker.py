@@ -303,7 +303,8 @@ class PodWorker:
         """kubelet's periodic remount: the files of configMap, secret and
         downwardAPI volumes follow their sources while the pod runs."""
         if (
-            obs.sandbox is None
+            not self.runtime.writes_volume_files
+            or obs.sandbox is None
             or pod.metadata.deletion_timestamp is not None
             or self._terminal
             or not has_refreshed_volumes(pod)

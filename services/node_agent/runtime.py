@@ -67,6 +67,9 @@ class Runtime(Protocol):
     """What a pod worker calls. Every method is keyed by the pod (its uid)."""
 
     on_change: OnChange | None
+    #: whether the runtime writes configMap / secret / downwardAPI files
+    #: (and so wants refresh_volumes; the simulated one writes none)
+    writes_volume_files: bool
 
     async def adopt(self, pod: Pod) -> None:
         """Take over what may already run for this pod (agent restart)."""

@@ -88,6 +88,8 @@ def ip_block_of(node_name: str) -> int:
 class SimulatedRuntime:
     """Hollow containers of one node. `clock` is epoch seconds."""
 
+    writes_volume_files = False
+
     def __init__(self, ip_base: int = 0, clock: Callable[[], float] = time.time) -> None:
         self.on_change: OnChange | None = None
         self.clock = clock

@@ -237,6 +237,8 @@ def _pid_alive(pid: int, needle: bytes = b"") -> bool:
 class OciRuntime:
     """Real containers through runc (see the module docstring)."""
 
+    writes_volume_files = True
+
     def __init__(self, config: OciConfig) -> None:
         self.config = config
         self.on_change: OnChange | None = None
