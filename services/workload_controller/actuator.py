@@ -45,6 +45,7 @@ from servicekit.store import Conflict, NotFound, Store, StoreError
 from servicekit.telemetry import TRACEPARENT_ANNOTATION, new_root_traceparent, start_pod_span
 
 from services.workload_controller.deletion import delete_with_policy
+from services.workload_controller.intake import open_trace
 from services.workload_controller.logic.actions import (
     Action,
     CreateObject,
@@ -315,7 +316,7 @@ class Actuator:
             if isinstance(obj, ReplicaSet):
                 obj = self._with_rollout_trace(obj)
             elif isinstance(obj, Job):
-                obj = self._with_job_trace(obj)
+                open_trace(obj)  # a Job run is a trace of its own, as at the intake
             prepared.append(obj)
         results = await self.store.create_many(prepared)
         for result in results:
@@ -326,17 +327,6 @@ class Actuator:
                 job_selector_defaults(result)
                 result = await self.store.update(result, expected_rv="")
             self.cache.observe(result)
-
-    @staticmethod
-    def _with_job_trace(job: Job) -> Job:
-        """A Job run is a trace of its own, which its pods' traces link to."""
-        meta = job.metadata
-        traceparent = new_root_traceparent(
-            job, name=f"job {meta.namespace}/{meta.name}", attributes={"k8s.job.name": meta.name}
-        )
-        if traceparent:
-            meta.annotations = {**meta.annotations, TRACEPARENT_ANNOTATION: traceparent}
-        return job
 
     def _with_rollout_trace(self, rs: ReplicaSet) -> ReplicaSet:
         """A Deployment's new ReplicaSet is a rollout: a trace of its own,

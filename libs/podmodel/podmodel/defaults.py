@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from podmodel.config import SECRET_TYPE_OPAQUE, ConfigMap, Secret, encode_base64
 from podmodel.event import Event
-from podmodel.meta import KubeObject, ObjectMeta
+from podmodel.meta import KubeObject
 from podmodel.node import Node
 from podmodel.pod import (
     Container,
@@ -345,8 +345,8 @@ def _default_cron_job(cj: CronJob) -> None:
         spec.successful_jobs_history_limit = 3
     if spec.failed_jobs_history_limit is None:
         spec.failed_jobs_history_limit = 1
-    # the template's Job defaults, on a Job that holds the template's spec
-    _default_job(Job(metadata=ObjectMeta(labels={"_": "_"}), spec=spec.job_template.spec))
+    # the template's Job defaults, through a throwaway Job holding its spec
+    _default_job(Job(spec=spec.job_template.spec))
 
 
 def job_selector_defaults(job: Job) -> None:

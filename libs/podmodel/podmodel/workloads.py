@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import msgspec
 
+from podmodel.event import ObjectReference
 from podmodel.meta import KubeObject, Model, ObjectMeta
 from podmodel.pod import Condition, IntOrString, PodTemplateSpec, QuantityValue
 from podmodel.registry import register
@@ -287,19 +288,8 @@ class CronJobSpec(Model):
     failed_jobs_history_limit: int | None = None
 
 
-class CronJobJobReference(Model):
-    """status.active entries (an ObjectReference to a Job)."""
-
-    kind: str = "Job"
-    namespace: str = ""
-    name: str = ""
-    uid: str = ""
-    api_version: str = "batch/v1"
-    resource_version: str = ""
-
-
 class CronJobStatus(Model):
-    active: list[CronJobJobReference] = []
+    active: list[ObjectReference] = []  # the Jobs running, as in Kubernetes
     last_schedule_time: str | None = None
     last_successful_time: str | None = None
 

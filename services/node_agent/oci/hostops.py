@@ -61,21 +61,27 @@ def umount(target: str) -> bool:
     return True
 
 
-def mounts_under(prefix: str) -> list[str]:
-    """Mount points at or below prefix, deepest first."""
-    prefix = prefix.rstrip("/")
-    found = []
+def _mountinfo() -> list[tuple[str, str, str]]:
+    """(mount point, fstype, source) of every mount this process sees."""
     try:
         text = Path("/proc/self/mountinfo").read_text()
     except OSError:
         return []
+    out = []
     for line in text.splitlines():
-        parts = line.split()
+        left, _, right = line.partition(" - ")
+        parts, rparts = left.split(), right.split()
         if len(parts) > 4:
-            point = parts[4].replace("\\040", " ")
-            if point == prefix or point.startswith(prefix + "/"):
-                found.append(point)
-    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+            fstype, source = [*rparts, "", ""][:2]
+            out.append((parts[4].replace("\\040", " "), fstype, source))
+    return out
+
+
+def mounts_under(prefix: str) -> list[str]:
+    """Mount points at or below prefix, deepest first."""
+    prefix = prefix.rstrip("/")
+    found = {p for p, _fs, _src in _mountinfo() if p == prefix or p.startswith(prefix + "/")}
+    return sorted(found, key=lambda p: p.count("/"), reverse=True)
 
 
 def unmount_all_under(prefix: str) -> None:
@@ -94,19 +100,10 @@ RUN_TMPFS_SOURCE = "podbus-run"
 def mount_of(path: str) -> tuple[str, str, str]:
     """(mount point, fstype, source) of the mount holding `path`."""
     best = ("/", "", "")
-    try:
-        text = Path("/proc/self/mountinfo").read_text()
-    except OSError:
-        return best
-    for line in text.splitlines():
-        left, _, right = line.partition(" - ")
-        parts, rparts = left.split(), right.split()
-        if len(parts) < 5 or len(rparts) < 2:
-            continue
-        point = parts[4].replace("\\040", " ")
+    for point, fstype, source in _mountinfo():
         inside = path == point or path.startswith(point.rstrip("/") + "/")
         if inside and len(point) >= len(best[0]):
-            best = (point, rparts[0], rparts[1])
+            best = (point, fstype, source)
     return best
 
 

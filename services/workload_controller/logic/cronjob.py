@@ -29,8 +29,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from podmodel.cron import CronError, Schedule, parse_schedule
+from podmodel.event import ObjectReference
 from podmodel.meta import ObjectMeta
-from podmodel.workloads import CronJob, CronJobJobReference, CronJobStatus, Job
+from podmodel.workloads import CronJob, CronJobStatus, Job
 
 from services.workload_controller.logic.actions import (
     Action,
@@ -131,8 +132,10 @@ def _rfc3339(moment: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _reference(job: Job) -> CronJobJobReference:
-    return CronJobJobReference(
+def _reference(job: Job) -> ObjectReference:
+    return ObjectReference(
+        kind="Job",
+        api_version="batch/v1",
         namespace=job.metadata.namespace,
         name=job.metadata.name,
         uid=job.metadata.uid,
@@ -252,7 +255,11 @@ def _schedule(
     job = _job_for(cj, name, scheduled)
     actions.append(CreateObject(job))
     actions.append(event(cj, "SuccessfulCreate", f"Created job {name}"))
-    status.active.append(CronJobJobReference(namespace=job.metadata.namespace, name=name))
+    status.active.append(
+        ObjectReference(
+            kind="Job", api_version="batch/v1", namespace=job.metadata.namespace, name=name
+        )
+    )
     status.last_schedule_time = format_time(scheduled)
     return next_run
 

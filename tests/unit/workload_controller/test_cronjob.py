@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from podmodel.event import ObjectReference
 from podmodel.pod import Condition
 from podmodel.workloads import CronJob, Job
 
@@ -129,12 +130,7 @@ def test_finished_jobs_leave_active_and_history_is_trimmed() -> None:
     cj = cron_job(successfulJobsHistoryLimit=1, failedJobsHistoryLimit=1)
     cj.status.last_schedule_time = "2026-12-06T08:30:00Z"
     jobs = [job(cj, 0, "Complete"), job(cj, 10, "Complete"), job(cj, 20, "Failed"), job(cj, 30)]
-    cj.status.active = [
-        plan_cronjob(cj, [jobs[1]], NOW)
-        and __import__("podmodel.workloads").workloads.CronJobJobReference(
-            name=jobs[1].metadata.name
-        )
-    ]
+    cj.status.active = [ObjectReference(kind="Job", name=jobs[1].metadata.name)]
     actions = plan_cronjob(cj, jobs, NOW)
     assert [a.name for a in of(actions, DeleteObject)] == [jobs[0].metadata.name]
     assert "SawCompletedJob" in reasons(actions)
