@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from tests.servers import ServerHandle, make_nats, make_redis
+
+log = logging.getLogger(__name__)
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
@@ -92,3 +96,19 @@ async def wait_for(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+
+
+async def stop_tasks(tasks: list[asyncio.Task[Any]], per_try_s: float = 1.0) -> None:
+    """Cancel until done: a cancellation that lands inside a library call that
+    swallows it (redis-py has done so) would otherwise leave `await task`
+    waiting forever, and the test hanging in its teardown."""
+    for task in tasks:
+        tries = 0
+        while not task.done():
+            tries += 1
+            if tries == 2:
+                log.warning("task %s did not stop on cancel: %s", task.get_name(), task.get_stack())
+            task.cancel()
+            await asyncio.wait({task}, timeout=per_try_s)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("task %s ended with %r", task.get_name(), task.exception())

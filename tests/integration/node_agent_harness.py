@@ -22,6 +22,7 @@ from services.node_agent.events import EventRecorder
 from services.node_agent.logic.backoff import BackoffConfig
 from services.node_agent.runtime_simulated import SimulatedRuntime
 from services.node_agent.status_manager import StatusManager
+from tests.conftest import stop_tasks
 
 FAST_BACKOFF = BackoffConfig(initial=0.2, cap=1.0, reset_after=5.0)
 
@@ -131,11 +132,7 @@ async def running_agent(
                 await agent.probe_link.ready.wait()
         yield Harness(nc, store, status, agent, runtime)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(tasks)
         if own_store:
             await store.close()
         if own_nc:

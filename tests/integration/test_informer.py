@@ -20,7 +20,7 @@ from podmodel.pod import Container, Pod, PodSpec, PodStatus
 from servicekit.informer import Informer
 from servicekit.store import Conflict, NotFound, Store
 
-from tests.conftest import wait_for
+from tests.conftest import stop_tasks, wait_for
 from tests.servers import ServerHandle
 
 
@@ -62,9 +62,7 @@ async def running(informer: Informer[Any]) -> AsyncIterator[Informer[Any]]:
         await informer.wait_synced(10)
         yield informer
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks([task])
 
 
 async def store_state(store: Store) -> dict[tuple[str, str], str]:

@@ -13,7 +13,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from servicekit.leader import LeaderElection, lease_key
 
-from tests.conftest import wait_for
+from tests.conftest import stop_tasks, wait_for
 
 TTL = 1.0
 
@@ -87,9 +87,7 @@ class Instance:
 
     async def stop(self) -> None:
         assert self.task is not None
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        await stop_tasks([self.task])
 
 
 async def test_only_one_of_several_instances_leads(redis_client: aioredis.Redis) -> None:
@@ -198,6 +196,4 @@ async def test_work_that_ends_gives_up_leadership(redis_client: aioredis.Redis) 
         await wait_for(lambda: len(runs) >= 2, timeout=3 * TTL, message="leading again")
         assert runs[1] > runs[0]
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks([task])

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -21,7 +20,7 @@ from servicekit.store import Store
 
 from services.node_agent.hollow import EngineConfig, SimulatedNodes, hollow_node_configs
 from services.node_agent.node import NodeConfig, lease_key, parse_taints
-from tests.conftest import wait_for
+from tests.conftest import stop_tasks, wait_for
 from tests.integration.node_agent_harness import FAST_BACKOFF, make_pod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,9 +75,7 @@ async def test_hollow_nodes_register_renew_leases_and_run_their_pods(
         assert p1 is not None and p2 is not None and p1.status.pod_ip != p2.status.pod_ip
         assert not nodes.agents[0].workers  # hollow-0 runs nothing
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks([task])
         await store.close()
         await nc.close()
 

@@ -31,7 +31,7 @@ from servicekit.runner import HealthReply, uvloop_factory
 from servicekit.telemetry import LocalSpanRecorder
 
 from services.prober.service import ProberConfig, ProberService
-from tests.conftest import wait_for
+from tests.conftest import stop_tasks, wait_for
 from tests.integration.node_agent_harness import make_pod, running_agent
 from tests.k8s_examples import EXAMPLES
 
@@ -80,9 +80,7 @@ async def in_process_prober(nats_url: str, node: str = "n1") -> AsyncIterator[Pr
     try:
         yield service
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks([task])
         await bus.close()
 
 

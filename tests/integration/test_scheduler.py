@@ -39,7 +39,7 @@ from servicekit.telemetry import (
 )
 
 from services.scheduler.driver import LEASE_NAME, Scheduler
-from tests.conftest import wait_for
+from tests.conftest import stop_tasks, wait_for
 
 HOSTNAME = "kubernetes.io/hostname"
 
@@ -132,9 +132,7 @@ async def scheduler(
         await sched.wait_synced(timeout=10)
         yield sched
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_tasks(tasks)
         await s.close()
         await client.close()
 

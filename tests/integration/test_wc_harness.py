@@ -21,7 +21,7 @@ from servicekit.store import Store, StoreError
 from services.workload_controller.api import prepare_object
 from services.workload_controller.controllers import ControllerConfig, Controllers
 from services.workload_controller.intake import Intake
-from tests.conftest import wait_for
+from tests.conftest import stop_tasks, wait_for
 
 FAST = ControllerConfig(
     node_grace_period_s=1.0,
@@ -155,9 +155,7 @@ async def controllers_running(
             await controllers.ready.wait()
         yield Harness(store, controllers, bus)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks([task])
         await store.close()
         await bus.close()
 

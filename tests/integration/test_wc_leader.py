@@ -14,7 +14,7 @@ from servicekit.store import Store
 
 from services.workload_controller.__main__ import LEASE_NAME
 from services.workload_controller.controllers import Controllers, lead
-from tests.conftest import wait_for
+from tests.conftest import stop_tasks, wait_for
 from tests.integration.test_wc_harness import FAST, Harness, replicaset
 
 
@@ -33,9 +33,7 @@ async def instance(
     try:
         yield election
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks([task])
         await store.close()
         await bus.close()
 

@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import nats
 import pytest
@@ -30,6 +29,7 @@ from services.node_agent.logic.backoff import BackoffConfig
 from services.node_agent.oci import hostops, nat
 from services.node_agent.oci.runtime import OciConfig, OciRuntime, prerequisites
 from services.node_agent.status_manager import StatusManager
+from tests.conftest import stop_tasks
 
 NODE = "oci-n1"
 
@@ -125,22 +125,6 @@ class OciHarness:
 
     async def pod(self, name: str) -> Pod | None:
         return await self.store.get(Pod, "default", name)
-
-
-async def stop_tasks(tasks: list[asyncio.Task[Any]], per_try_s: float = 1.0) -> None:
-    """Cancel until done: a cancellation that lands inside a library call that
-    swallows it (redis-py has done so) would otherwise leave `await task`
-    waiting forever, and the test hanging in its teardown."""
-    for task in tasks:
-        tries = 0
-        while not task.done():
-            tries += 1
-            if tries == 2:
-                log.warning("task %s did not stop on cancel: %s", task.get_name(), task.get_stack())
-            task.cancel()
-            await asyncio.wait({task}, timeout=per_try_s)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("agent task %s ended with %r", task.get_name(), task.exception())
 
 
 @contextlib.asynccontextmanager

@@ -44,7 +44,7 @@ from services.node_agent.node import NodeConfig
 from services.node_agent.oci.images import ImageStore
 from services.node_agent.oci.node import OciNode
 from services.node_agent.oci.runtime import OciConfig, OciRuntime
-from tests.conftest import wait_for
+from tests.conftest import stop_tasks, wait_for
 from tests.integration.oci.conftest import NODE
 from tests.k8s_examples import EXAMPLES as K8S_EXAMPLES
 from tests.servers import ServerHandle
@@ -292,7 +292,7 @@ async def running_cluster(
             resync_s=5.0,
         )
         task = asyncio.create_task(node.run())
-        stack.push_async_callback(_cancel, task)
+        stack.push_async_callback(stop_tasks, [task])
         await node.wait_synced(T)
         client = await stack.enter_async_context(
             PodbusClient.connect(Connection(server=nats_url, source="test"))
@@ -313,12 +313,6 @@ async def running_cluster(
         await asyncio.to_thread(stop_services, procs)
         await stack.aclose()
         await OciRuntime(config).cleanup()
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
 
 
 async def _delete_everything(cluster: Cluster) -> None:
