@@ -329,9 +329,9 @@ async def test_exec_liveness_example_restarts_when_the_file_is_gone(
         assert killing.message == "Container liveness failed liveness probe, will be restarted"
 
 
-def assignment_set(generation: int, port: int) -> ProbeAssignmentSet:
+def assignment_set(generation: int, port: int, node: str = "n1") -> ProbeAssignmentSet:
     return ProbeAssignmentSet(
-        node="n1",
+        node=node,
         generation=generation,
         probes=[
             ProbeAssignment(
@@ -357,6 +357,9 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 async def test_transitions_are_reported_with_spans_and_a_restarted_agent_gets_a_heartbeat(
     nats_url: str,
 ) -> None:
+    # A node of its own: a node-agent another test left on "n1" would answer
+    # this prober's sync request with its own (newer) assignments.
+    node = "n-transitions"
     rec = LocalSpanRecorder()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(rec))
@@ -368,9 +371,9 @@ async def test_transitions_are_reported_with_spans_and_a_restarted_agent_gets_a_
         async def on_report(msg: Msg) -> None:
             reports.append(decode(msg.data, ProbeReport))
 
-        await nc.subscribe(probe_result("n1"), cb=on_report)
-        async with StatusServer() as server, in_process_prober(nats_url) as prober:
-            await nc.publish(probe_assign("n1"), encode(assignment_set(5, server.port)))
+        await nc.subscribe(probe_result(node), cb=on_report)
+        async with StatusServer() as server, in_process_prober(nats_url, node) as prober:
+            await nc.publish(probe_assign(node), encode(assignment_set(5, server.port, node)))
 
             def transition() -> bool:
                 return any(
@@ -388,7 +391,7 @@ async def test_transitions_are_reported_with_spans_and_a_restarted_agent_gets_a_
             assert attrs["k8s.container.name"] == "app"
 
             # The node-agent restarted: its generations start again.
-            await nc.publish(probe_assign("n1"), encode(assignment_set(1, server.port)))
+            await nc.publish(probe_assign(node), encode(assignment_set(1, server.port, node)))
 
             def heartbeat() -> ProbeReport | None:
                 return next((r for r in reports if r.heartbeat), None)
