@@ -94,6 +94,15 @@ async def test_plain_json_client_gets_json_back(bus: Bus) -> None:
     await serve_echo(bus)
     msg = await bus.nc.request("t.echo", b'{"text": "hi", "times": 3}', timeout=5)
     assert msg.data == b'{"text":"hihihi"}'
+    assert not msg.headers  # plain in, plain out: the first byte says JSON
+
+
+async def test_json_client_speaking_in_headers_gets_a_labelled_reply(bus: Bus) -> None:
+    await serve_echo(bus)
+    msg = await bus.nc.request(
+        "t.echo", b'{"text": "hi"}', timeout=5, headers={"Content-Type": "application/json"}
+    )
+    assert msg.data == b'{"text":"hi"}'
     assert msg.headers == {"Content-Type": "application/json"}
 
 
@@ -106,6 +115,7 @@ async def test_msgpack_client_asking_for_json_gets_json(bus: Bus) -> None:
         headers={"Accept": "application/json"},
     )
     assert msg.data == b'{"text":"m"}'
+    assert msg.headers == {"Content-Type": "application/json"}
 
 
 async def test_garbage_gets_error_reply_and_service_keeps_serving(bus: Bus) -> None:

@@ -12,7 +12,9 @@ subscription:
 - publish / request / subscribe / serve with msgpack between services and
   JSON for clients (a payload starting with '{' or '[', or the header
   `Content-Type: application/json`, is JSON; replies are JSON when the
-  request was, or asked with `Accept: application/json`);
+  request was, or asked with `Accept: application/json`, and carry
+  `Content-Type: application/json` when the request came with headers: a
+  plain JSON request gets a plain JSON reply, told by its first byte);
 - error replies: an ErrorReply with the header `Podbus-Error: 1`, so a caller
   tells it from an object without guessing; `request` raises it as BusError.
   A request that fails to decode gets reason BadRequest with the field path
@@ -605,7 +607,10 @@ class Bus:
             await self._reply_error(msg, internal_error(exc), json)
             return "InternalError"
         if msg.reply:
-            headers = {CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE} if json else None
+            # A JSON reply is labelled only for a caller that spoke in headers:
+            # a plain JSON client tells it by its first byte, as the service
+            # tells requests, and reading a header block costs every reply.
+            headers = {CONTENT_TYPE_HEADER: JSON_CONTENT_TYPE} if json and msg.headers else None
             await self._send_reply(msg.reply, encode(reply, json=json), headers)
         return ""
 

@@ -678,9 +678,7 @@ class Store:
         created = rfc3339(now)
         created_enc = _ENC.encode(created)
         ops: builtins.list[_Op] = []
-        todo: builtins.list[
-            tuple[int, str, str, builtins.list[bytes]]
-        ] = []  # (index, name, uid, parts)
+        todo: builtins.list[tuple[int, str, str]] = []  # (index, name, uid)
         uids = new_uids(len(indexes))
         for i, uid in zip(indexes, uids, strict=True):
             obj = objs[i]
@@ -699,26 +697,24 @@ class Store:
                     continue
                 name = generated_name(meta.generate_name)
             n, z, e = pod_flags(obj)
-            parts = [
+            args: builtins.list[str | bytes] = [
                 encode_rest(obj, layout),
                 encode_user_meta(meta, name if name != meta.name else None),
                 encode_identity_meta(uid, created_enc),
                 encode_spec_part(obj),
                 encode_status_part(obj),
+                n,
+                "1" if meta.finalizers else "0",
+                z,
+                e,
+                uid,
             ]
-            ops.append(
-                self._op(
-                    layout,
-                    meta.namespace,
-                    name,
-                    [*parts, n, "1" if meta.finalizers else "0", z, e, uid],
-                )
-            )
-            todo.append((i, name, uid, parts))
+            ops.append(self._op(layout, meta.namespace, name, args))
+            todo.append((i, name, uid))
         replies = await self._run(self._create, ops)
         retry: builtins.list[int] = []
         changes: builtins.list[_Change] = []
-        for (i, name, uid, parts), op, reply in zip(todo, ops, replies, strict=True):
+        for (i, name, uid), op, reply in zip(todo, ops, replies, strict=True):
             obj = objs[i]
             if isinstance(reply, bytes):
                 err = error_from_reply(reply, op.layout.kind, op.namespace, name)
@@ -744,11 +740,19 @@ class Store:
             if on_result is not None:
                 on_result(i, results[i])
             if self.publish is not None:
+                # The created object is at hand: encoding it whole is half the
+                # cost of assembling the stored parts, for the same content.
                 node = cast(str, op.args[5])
-                snapshot = [str(rv).encode(), b"1", *parts[:3], b"", *parts[3:], node.encode()]
                 changes.append(
                     _Change(
-                        "ADDED", op.layout, op.namespace, name, rv, assemble(snapshot), node, None
+                        "ADDED",
+                        op.layout,
+                        op.namespace,
+                        name,
+                        rv,
+                        _ENC.encode(results[i]),
+                        node,
+                        None,
                     )
                 )
         await self._publish(changes)
