@@ -6,7 +6,9 @@ workload-controller as a process (`python -m services.workload_controller`,
 intake + leader-elected controllers), then measures:
 
 1. applies/s: concurrent clients send `podbus.api.apply` requests (a new
-   Pod each, JSON in and out, as any client would) for `--seconds`;
+   Pod each, JSON in and out, as any client would) for `--seconds`, in
+   `--rounds` rounds that alternate with the echo measurement (each figure
+   is the sum over the rounds, each round's ratio is printed too);
 2. echo/s: the same clients, the same JSON payload, against a raw NATS
    request-reply echo responder (nats-py, in its own process, like the
    service), measured in the same run;
@@ -189,6 +191,18 @@ def cpu_seconds(procs: list[Any]) -> float:
     return total
 
 
+async def settle(procs: list[Any], timeout: float = 5.0) -> None:
+    """Wait until the servers are idle (below 5% of a core over 0.1 s), so
+    that one measurement's left-over work (JetStream writing its file store,
+    say) is not charged to the next."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        before = cpu_seconds(procs)
+        await asyncio.sleep(0.1)
+        if cpu_seconds(procs) - before < 0.005:
+            return
+
+
 class CpuMeter:
     """CPU used per request by each process involved in one measurement."""
 
@@ -196,10 +210,10 @@ class CpuMeter:
         self.parts = parts
         self.start = {name: cpu_seconds(procs) for name, procs in parts.items()}
 
-    def per_request(self, requests: int) -> dict[str, float]:
-        """Microseconds of CPU per request, by part."""
+    def total_us(self) -> dict[str, float]:
+        """Microseconds of CPU used since the start, by part."""
         return {
-            name: 1e6 * (cpu_seconds(procs) - self.start[name]) / max(requests, 1)
+            name: 1e6 * (cpu_seconds(procs) - self.start[name])
             for name, procs in self.parts.items()
         }
 
@@ -266,28 +280,50 @@ async def main(args: argparse.Namespace) -> None:
             await drive(natsd.url, "podbus.api.apply", args.clients, 1.0, pod_request)
             await drive(natsd.url, ECHO_SUBJECT, args.clients, 1.0, pod_request)
             me = SimpleNamespace(pid=os.getpid())
-            servers = {"nats-server": [natsd.proc], "redis-server": [redisd.proc], "clients": [me]}
-            meter = CpuMeter({"intake": intakes, **servers})
-            ok_apply, err_apply = await drive(
-                natsd.url, "podbus.api.apply", args.clients, args.seconds, pod_request
-            )
-            apply_cpu = meter.per_request(ok_apply)
-            meter = CpuMeter({"echo responder": echoes_procs, **servers})
-            ok_echo, err_echo = await drive(
-                natsd.url, ECHO_SUBJECT, args.clients, args.seconds, pod_request
-            )
-            echo_cpu = meter.per_request(ok_echo)
-            applies = ok_apply / args.seconds
-            echoes = ok_echo / args.seconds
+            servers: dict[str, list[Any]] = {
+                "nats-server": [natsd.proc],
+                "redis-server": [redisd.proc],
+                "clients": [me],
+            }
+            # Alternating rounds, each figure summed over them: a drift in what
+            # else loads the machine weighs on both sides alike.
+            ok_apply = err_apply = ok_echo = err_echo = 0
+            apply_cpu: dict[str, float] = {}
+            echo_cpu: dict[str, float] = {}
+            round_ratios = []
+            idle = [natsd.proc, redisd.proc, *procs]
+            for _ in range(args.rounds):
+                await settle(idle)
+                meter = CpuMeter({"intake": intakes, **servers})
+                ok, err = await drive(
+                    natsd.url, "podbus.api.apply", args.clients, args.seconds, pod_request
+                )
+                for name, us in meter.total_us().items():
+                    apply_cpu[name] = apply_cpu.get(name, 0.0) + us
+                ok_apply, err_apply, round_applies = ok_apply + ok, err_apply + err, ok
+                await settle(idle)
+                meter = CpuMeter({"echo responder": echoes_procs, **servers})
+                ok, err = await drive(
+                    natsd.url, ECHO_SUBJECT, args.clients, args.seconds, pod_request
+                )
+                for name, us in meter.total_us().items():
+                    echo_cpu[name] = echo_cpu.get(name, 0.0) + us
+                ok_echo, err_echo = ok_echo + ok, err_echo + err
+                round_ratios.append(round_applies / max(ok, 1))
+            elapsed = args.seconds * args.rounds
+            applies = ok_apply / elapsed
+            echoes = ok_echo / elapsed
             side = f"{args.clients} clients, {args.replicas_per_side} server process(es)"
             print(f"apply pod via podbus.api.apply ({side}): {applies:.0f} applies/s")
             print(f"raw NATS request-reply echo ({side}): {echoes:.0f} requests/s")
             print(f"apply/echo ratio: {applies / echoes:.2f} ratio (goal >= 0.3)")
+            rounds = " ".join(f"{r:.2f}" for r in round_ratios)
+            print(f"apply/echo ratio by round ({args.rounds} x {args.seconds:g} s each): {rounds}")
             # Where the ratio comes from, independent of what else loads the machine.
             for name, us in apply_cpu.items():
-                print(f"apply: {name} CPU per apply: {us:.0f} us")
+                print(f"apply: {name} CPU per apply: {us / max(ok_apply, 1):.0f} us")
             for name, us in echo_cpu.items():
-                print(f"echo: {name} CPU per request: {us:.0f} us")
+                print(f"echo: {name} CPU per request: {us / max(ok_echo, 1):.0f} us")
             if err_apply or err_echo:
                 print(f"errors: {err_apply + err_echo} requests")
 
@@ -326,7 +362,8 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating apply/echo measurements")
     parser.add_argument("--replicas", type=int, default=10_000)
     parser.add_argument("--burst", type=int, default=500, help="controller --burst-replicas")
     parser.add_argument("--slow-start", type=int, default=1, help="controller --slow-start-batch")
