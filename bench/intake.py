@@ -350,6 +350,9 @@ async def main(args: argparse.Namespace) -> None:
                         env,
                     )
                 )
+            # From a quiet start: the controllers' informers first take in the
+            # watch events of every pod the apply rounds created.
+            await settle([natsd.proc, redisd.proc, *procs], timeout=120)
             seconds = await scale_up(natsd.url, redisd.url, args.replicas)
             print(f"deployment scale-up 1 -> {args.replicas} (all pods created): {seconds:.2f} s")
             print(f"deployment scale-up pod creation rate: {args.replicas / seconds:.0f} pods/s")
